@@ -6,9 +6,12 @@
 __all__ = []
 
 # %% ../nbs/99_all.ipynb #227b0165
-import fastmix.layers as _layers, fastmix.models as _models, fastmix.learner as _learner
+import fastmix.layers as _layers, fastmix.activations as _activations, fastmix.models as _models
+import fastmix.zoo as _zoo, fastmix.learner as _learner
 from .layers import *
+from .activations import *
 from .models import *
+from .zoo import *
 from .learner import *
-_mods = _layers, _models, _learner
+_mods = _layers, _activations, _models, _zoo, _learner
 __all__ = [n for m in _mods for n in m.__all__]

@@ -86,12 +86,13 @@ class SqueezeExcite(nn.Module):
     def __init__(self, ni:int, # channels gated
                  nr:int, # channels of the bottleneck
                  act_cls=nn.ReLU, # activation between the two 1x1 convs
+                 gate_cls=nn.Sigmoid, # the gate: nn.Sigmoid, or nn.Hardsigmoid (MobileNetV3, SCARLET)
                 ):
         super().__init__()
         self.conv_reduce = nn.Conv2d(ni, nr, 1)
         self.act = act_cls()
         self.conv_expand = nn.Conv2d(nr, ni, 1)
-        self.gate = nn.Sigmoid()
+        self.gate = gate_cls()
 
     def forward(self, x):
         s = self.conv_expand(self.act(self.conv_reduce(x.mean((2,3), keepdim=True))))

@@ -7,9 +7,11 @@ from __future__ import annotations
 import inspect
 from fastai.vision.all import *
 from .models import *
+import fastmix.zoo  # registers the rest of the zoo
 
 # %% auto #0
-__all__ = ['body_head_splitter', 'fastmix_learner', 'mixnet_learner']
+__all__ = ['efficientnet_learner', 'res2net_learner', 'mxresnet_learner', 'scarlet_learner', 'body_head_splitter',
+           'fastmix_learner', 'mixnet_learner']
 
 # %% ../nbs/06_learner.ipynb #8c8f1218
 def body_head_splitter(m:nn.Module)->list:
@@ -54,3 +56,18 @@ def mixnet_learner(dls:DataLoaders, # the data
                   )->Learner:
     "A `Learner` for a MixNet"
     return fastmix_learner(dls, arch, act_cls=act_cls, pretrained=pretrained, opt_func=opt_func, **kwargs)
+
+# %% ../nbs/06_learner.ipynb #7e7ca2f5
+def _family_learner(family, default, title):
+    def _learner(dls:DataLoaders, arch:str=default, act_cls:type|None=None, pretrained:bool=False, opt_func=ranger, **kwargs)->Learner:
+        if arch_info(arch).family != family:
+            raise ValueError(f"'{arch}' is not a {title}: use one of {', '.join(list_archs(family))}, or `fastmix_learner`")
+        return fastmix_learner(dls, arch, act_cls=act_cls, pretrained=pretrained, opt_func=opt_func, **kwargs)
+    _learner.__name__ = _learner.__qualname__ = f'{family}_learner'
+    _learner.__doc__ = f"A `Learner` for a {title} (default '{default}'); arguments as `fastmix_learner`"
+    return _learner
+
+efficientnet_learner = _family_learner('efficientnet', 'efficientnet_b0', 'EfficientNet')
+res2net_learner = _family_learner('res2net', 'res2net50', 'Res2Net')
+mxresnet_learner = _family_learner('mxresnet', 'mxresnet50', 'MXResNet')
+scarlet_learner = _family_learner('scarlet', 'scarlet_a', 'SCARLET net')

@@ -100,14 +100,19 @@ class MBConv(nn.Module):
                  b:Blocks, # the row this block comes from
                  stride:int=1, # stride of the depthwise conv
                  act_cls:type|None=None, # overrides the row's activation
+                 se_act:str|None=None, # activation inside SE; None: the block's
+                 se_gate=nn.Sigmoid, # SE gate
+                 se_of_mid:bool=False, # SE ratio of the expanded channels (SCARLET) rather than of the input (MnasNet)
                 ):
         super().__init__()
         act = act_cls or _acts[b.act]
         mid = ni if b.kind == 'ds' else _make_divisible(ni * b.exp)
         self.expand = None if b.kind == 'ds' else conv_bn(ni, mid, 1, groups=b.exp_groups, act_cls=act)
         self.dw = conv_bn(mid, mid, list(b.ks), stride=stride, act_cls=act)
-        # SE is sized on the block's input channels (MnasNet), computed as timm does so the weights line up
-        self.se = SqueezeExcite(mid, round(mid * b.se / (1 if b.kind == 'ds' else b.exp)), act) if b.se else None
+        # MnasNet sizes SE on the block's input channels; computed as timm does, so the weights line up
+        nr = round(mid * b.se / (1 if b.kind == 'ds' or se_of_mid else b.exp))
+        se_act = act_cls or (_acts[se_act] if se_act else act)
+        self.se = SqueezeExcite(mid, nr, se_act, se_gate) if b.se else None
         self.project = conv_bn(mid, b.nf, 1, groups=b.proj_groups, bn_zero=True)
         self.skip = stride == 1 and ni == b.nf
 
@@ -129,6 +134,7 @@ def mbconv_net(blocks:list, # the table: a list of `Blocks`
                stem_act:str='relu', # activation of the stem and head convs
                p:float=0.2, # dropout before the classifier
                n_in:int=3, # input channels
+               **se_kw, # how SE is built: `se_act`, `se_gate`, `se_of_mid` (see `MBConv`)
               )->nn.Sequential:
     "Build an MBConv net from its table of blocks"
     act = act_cls or _acts[stem_act]
@@ -139,7 +145,7 @@ def mbconv_net(blocks:list, # the table: a list of `Blocks`
         if cur and nf != cur_nf: stages.append(nn.Sequential(*cur)); cur = []
         b = b._replace(nf=nf)
         for i in range(math.ceil(b.n * depth)):
-            cur.append(MBConv(ni, b, b.stride if i == 0 else 1, act_cls)); ni = nf
+            cur.append(MBConv(ni, b, b.stride if i == 0 else 1, act_cls, **se_kw)); ni = nf
         cur_nf = nf
     stages.append(nn.Sequential(*cur))
     body = nn.Sequential(ConvLayer(n_in, round_chs(stem, width), 3, stride=2, act_cls=act, bias=False), *stages,

@@ -1,4 +1,7 @@
 "Shared fixtures: tiny image folders made on the fly, and the real ImageWoof sample when ../shared/data exists."
+import os
+# OpenMP threads that spin while waiting make torch 10-100x slower when another process shares the 2 cores
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
