@@ -12,7 +12,7 @@ from fastcore.script import call_parse
 __all__ = ['config_cols', 'summarize', 'markdown_table', 'plot_comparison', 'main']
 
 # %% ../nbs/08_compare.ipynb #4c3d2f2d
-config_cols = ['arch', 'act', 'opt', 'size', 'epochs', 'lr', 'bs', 'data', 'mixup', 'label_smoothing', 'fp16', 'channels_last']
+config_cols = ['arch', 'impl', 'act', 'opt', 'size', 'epochs', 'lr', 'bs', 'data', 'noise_pct', 'mixup', 'label_smoothing', 'fp16', 'channels_last']
 
 def summarize(df:pd.DataFrame)->pd.DataFrame:
     "Mean and standard deviation per configuration of the result rows in `df`"
@@ -27,7 +27,7 @@ def summarize(df:pd.DataFrame)->pd.DataFrame:
 
 def markdown_table(s:pd.DataFrame)->str:
     "The summary as a markdown table, accuracy as mean +- std"
-    cols = [c for c in ('arch', 'act', 'opt', 'size', 'epochs') if c in s.columns]
+    cols = [c for c in ('arch', 'impl', 'act', 'opt', 'size', 'epochs') if c in s.columns]
     lines = ['| ' + ' | '.join(cols + ['runs', 'accuracy', 'top-5', 'train time (s)', 'img/s', 'params (M)', 'MAdds (M)']) + ' |',
              '|' + '---|' * (len(cols) + 7)]
     for _,r in s.iterrows():
@@ -49,7 +49,7 @@ def plot_comparison(s:pd.DataFrame, # a `summarize` table
         xs = s[x] / (1e6 if x == 'params' else 1)
         ax.errorbar(xs, s.acc_mean, yerr=s.acc_std, xerr=None if xerr is None else s[xerr], fmt='o', capsize=3)
         for xi,yi,(_,r) in zip(xs, s.acc_mean, s.iterrows()):
-            lab = r.arch + ('' if r.get('act', 'default') == 'default' else f"/{r.act}")
+            lab = r.arch + ('' if r.get('impl', 'fastmix') == 'fastmix' else f" ({r.impl})") + ('' if r.get('act', 'default') == 'default' else f"/{r.act}")
             ax.annotate(lab, (xi, yi), textcoords='offset points', xytext=(4, 4), fontsize=8)
         ax.set_xlabel(xl); ax.set_ylabel('accuracy'); ax.grid(alpha=.3)
     fig.suptitle('fastmix runs: mean accuracy +- std over runs')
