@@ -68,3 +68,11 @@ def test_export_load_predict(arch, tiny_dls, tiny_folder, tmp_path):
 def test_pretrained_without_weights():
     tfail(lambda: create_model('mxresnet18', pretrained=True), contains='no published ImageNet weights')
     tfail(lambda: create_model('scarlet_a', pretrained=True), contains='pretrained=False')
+
+def test_fresh_net_passes_signal(built):
+    "At init (train mode, as in the first step) images give different outputs: only residual branches start at zero"
+    arch,m = built
+    m.train()
+    x = torch.randn(4, 3, 64, 64) * torch.tensor([1., .2, 3., .5]).view(4, 1, 1, 1)
+    with torch.no_grad(): y = m(x)
+    assert (y - y.mean(0)).abs().max() > 1e-3, f'{arch}: the untrained net gives every image the same output'
