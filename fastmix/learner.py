@@ -31,6 +31,8 @@ def fastmix_learner(dls:DataLoaders, # the data
                     opt_func=ranger, # optimizer
                     metrics=accuracy, # metrics
                     n_out:int|None=None, # number of outputs; default: the number of classes in `dls`
+                    channels_last:bool=True, # train in channels-last memory format (fastai's `ChannelsLast`): faster, same numbers
+                    recompute:bool=False, # recompute cheap activations in backward (`recompute_blocks`): about half the memory
                     **kwargs, # to `Learner` if it takes them, else to the model's builder
                    )->Learner:
     "A `Learner` for a registered architecture, ready for `fit_flat_cos`"
@@ -40,7 +42,9 @@ def fastmix_learner(dls:DataLoaders, # the data
     lkw = {k:v for k,v in kwargs.items() if k in _learner_args}
     mkw = {k:v for k,v in kwargs.items() if k not in _learner_args}
     model = info.fn(n_out=n_out, act_cls=act_cls, pretrained=pretrained, **mkw)
+    if recompute: recompute_blocks(model)
     if pretrained: _add_imagenet_norm(dls)
+    if channels_last: lkw['cbs'] = L(lkw.get('cbs')) + ChannelsLast()
     # these are classifiers: cross-entropy where the data does not say otherwise
     if lkw.get('loss_func') is None and getattr(dls.train_ds, 'loss_func', None) is None: lkw['loss_func'] = CrossEntropyLossFlat()
     learn = Learner(dls, model, opt_func=opt_func, metrics=metrics, splitter=lkw.pop('splitter', body_head_splitter), **lkw)
@@ -56,6 +60,14 @@ def mixnet_learner(dls:DataLoaders, # the data
                   )->Learner:
     "A `Learner` for a MixNet"
     return fastmix_learner(dls, arch, act_cls=act_cls, pretrained=pretrained, opt_func=opt_func, **kwargs)
+
+# %% ../nbs/06_learner.ipynb #1c52a837
+@patch
+def compile(self:Learner, **kwargs # to `torch.compile`, e.g. `mode='max-autotune'`
+           )->Learner:
+    "Compile the model with `torch.compile` (opt-in: the first batches pay the compilation)"
+    self.model = torch.compile(self.model, **kwargs)
+    return self
 
 # %% ../nbs/06_learner.ipynb #7e7ca2f5
 def _family_learner(family, default, title):

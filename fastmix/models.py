@@ -4,20 +4,23 @@
 
 # %% ../nbs/02_models.ipynb #93b966dd
 from __future__ import annotations
-import math, difflib
+import math, difflib, inspect, contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 import torch
 from torch import nn
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+from torch.utils.checkpoint import checkpoint, create_selective_checkpoint_contexts, CheckpointPolicy
 from torch.utils.flop_counter import FlopCounterMode
 from fastai.layers import ConvLayer
 from .layers import *
 
 # %% auto #0
 __all__ = ['mixnet_s_blocks', 'mixnet_m_blocks', 'ArchInfo', 'register_arch', 'list_archs', 'arch_info', 'create_model', 'Blocks',
-           'round_chs', 'MBConv', 'mbconv_net', 'load_timm_weights', 'mixnet_s', 'mixnet_m', 'mixnet_l', 'count_params',
-           'count_madds']
+           'round_chs', 'MBConv', 'recompute_blocks', 'mbconv_net', 'load_timm_weights', 'mixnet_s', 'mixnet_m',
+           'mixnet_l', 'count_params', 'count_madds']
 
 # %% ../nbs/02_models.ipynb #fee234b5
 @dataclass
@@ -113,15 +116,55 @@ class MBConv(nn.Module):
         nr = round(mid * b.se / (1 if b.kind == 'ds' or se_of_mid else b.exp))
         se_act = act_cls or (_acts[se_act] if se_act else act)
         self.se = SqueezeExcite(mid, nr, se_act, se_gate) if b.se else None
-        self.project = conv_bn(mid, b.nf, 1, groups=b.proj_groups, bn_zero=True)
         self.skip = stride == 1 and ni == b.nf
+        # zero-init the last BN of residual blocks only: a block without skip must pass its signal on from the start
+        self.project = conv_bn(mid, b.nf, 1, groups=b.proj_groups, bn_zero=self.skip)
+        self.recompute = False # see `recompute_blocks`
 
     def forward(self, x):
+        if getattr(self, 'recompute', False) and self.training and torch.is_grad_enabled():
+            return checkpoint(self._forward, x, use_reentrant=False, context_fn=_recompute_contexts)
+        return self._forward(x)
+
+    def _forward(self, x):
         y = x if self.expand is None else self.expand(x)
         y = self.dw(y)
         if self.se is not None: y = self.se(y)
         y = self.project(y)
         return y + x if self.skip else y
+
+# %% ../nbs/02_models.ipynb #0029b6cb
+_bn_sig = inspect.signature(F.batch_norm)
+
+class _NoStatsUpdate(TorchFunctionMode):
+    "Batchnorm normalising with the batch's stats as in the forward pass, but leaving running stats and batch count alone"
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.batch_norm:
+            a = _bn_sig.bind(*args, **kwargs)
+            a.arguments['momentum'] = 0.  # running*(1-0) + batch*0: the running stats stay exactly as they are
+            return func(*a.args, **a.kwargs)
+        # nn.BatchNorm2d counts batches with `num_batches_tracked.add_(1)`
+        if getattr(func, '__name__', '') == 'add_' and args[0].dtype == torch.long and args[0].ndim == 0: return args[0]
+        return func(*args, **kwargs)
+
+def _keep_convs(ctx, op, *args, **kwargs):
+    return CheckpointPolicy.MUST_SAVE if op is torch.ops.aten.convolution.default else CheckpointPolicy.PREFER_RECOMPUTE
+
+def _recompute_contexts():
+    fwd, rec = create_selective_checkpoint_contexts(_keep_convs)
+    @contextlib.contextmanager
+    def _rec():
+        with rec, _NoStatsUpdate(): yield
+    return fwd, _rec()
+
+def recompute_blocks(model:nn.Module, # a model with `MBConv` blocks, changed in place
+                     on:bool=True, # False: keep everything again
+                    )->nn.Module:
+    "Recompute each MBConv block's batchnorms, activations and SE in backward rather than keep them: less memory, same numbers"
+    for m in model.modules():
+        if isinstance(m, MBConv): m.recompute = on
+    return model
 
 # %% ../nbs/02_models.ipynb #0221f8ab
 def mbconv_net(blocks:list, # the table: a list of `Blocks`

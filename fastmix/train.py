@@ -134,7 +134,7 @@ def train_run(dls:DataLoaders, # the data
               mixup:float=0., # MixUp's alpha; 0 for none
               label_smoothing:float=0., # label smoothing; 0 for none
               fp16:bool=False, # mixed precision (CUDA only)
-              channels_last:bool=False, # channels_last memory format
+              channels_last:bool=False, # channels_last memory format (fastmix's learners use it anyway)
               budget:float|None=None, # minutes: train as many epochs as fit (see `TimeBudget`)
               seed:int|None=None, # random seed of the run
               run:int=0, # index of the run, for the results
@@ -149,7 +149,9 @@ def train_run(dls:DataLoaders, # the data
     if fp16 and dls.device.type != 'cuda': raise ValueError("--fp16 needs a CUDA GPU: on the CPU fastmix trains in float32")
     learn = train_learner(dls, arch, impl, act, opt, label_smoothing)
     if fp16: learn.to_fp16()
-    if channels_last: learn.add_cb(ChannelsLast())
+    # fastmix's learners train channels-last by default (see `06_learner`); the flag adds it where it is not
+    if channels_last and not hasattr(learn, 'channels_last'): learn.add_cb(ChannelsLast())
+    channels_last = hasattr(learn, 'channels_last')
     stats = RunStats()
     # the same seed gives the same batches epoch by epoch, also in a run resumed from a checkpoint
     fit_cbs = [stats, *L(cbs)] + ([SeedEachEpoch(seed)] if seed is not None else []) + ([MixUp(mixup)] if mixup else []) + ([TimeBudget(budget)] if budget else [])
@@ -203,7 +205,7 @@ def main(arch:str='mixnet_s', # architecture: any name from `fastmix.models.list
          mixup:float=0., # MixUp alpha (0: off)
          label_smoothing:float=0., # label smoothing (0: off)
          fp16:store_true=False, # mixed precision (CUDA)
-         channels_last:store_true=False, # channels_last memory format
+         channels_last:store_true=False, # channels_last memory format (always on for fastmix's learners)
          data:str=None, # local copy of the dataset; default: download with fastai
          woof:store_true=False, # ImageWoof (the default)
          nette:store_true=False, # Imagenette instead of ImageWoof

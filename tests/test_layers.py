@@ -55,3 +55,15 @@ def test_grouped_1x1():
     assert torch.equal(gc(x2)[:, 30:], y[:, 30:])
 
 def test_conv_bn_depthwise_check(): tfail(lambda: conv_bn(8, 16, [3, 5]), contains='depthwise')
+
+@pytest.mark.parametrize('ni,nf,bias', [(24, 144, False), (240, 40, True)])
+def test_grouped_1x1_one_conv_equals_split(ni, nf, bias):
+    "Equal groups run as one grouped conv: the same as the per-group convs, and the same parameters"
+    gc = GroupedConv1x1(ni, nf, groups=2, bias=bias)
+    assert gc.equal
+    x = torch.randn(2, ni, 5, 5).to(memory_format=torch.channels_last)
+    ref = torch.cat([c(xi) for c, xi in zip(gc.convs, x.split(gc.in_splits, 1))], 1)
+    assert torch.allclose(gc(x), ref, atol=1e-5)
+    teq(len(list(gc.parameters())), 4 if bias else 2)
+    gc(x).sum().backward()
+    assert all(c.weight.grad is not None for c in gc.convs)

@@ -52,3 +52,12 @@ def test_version_from_settings():
     from pathlib import Path
     cfg = configparser.ConfigParser(); cfg.read(Path(__file__).parents[1]/'settings.ini')
     teq(fastmix.__version__, cfg['DEFAULT']['version'])
+
+def test_channels_last_default_and_recompute(tiny_folder):
+    from fastai.callback.channelslast import ChannelsLast
+    learn = fastmix_learner(folder_dls(tiny_folder), 'mixnet_s', recompute=True)
+    assert any(isinstance(cb, ChannelsLast) for cb in learn.cbs)
+    assert learn.model[0][1][0].recompute
+    learn.fit(1, 1e-3)
+    assert learn.model[0][0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not any(isinstance(cb, ChannelsLast) for cb in fastmix_learner(folder_dls(tiny_folder), 'mixnet_s', channels_last=False).cbs)

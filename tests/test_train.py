@@ -72,6 +72,7 @@ def test_options(tiny_dls):
     teq(type(learn.loss_func).__name__, 'LabelSmoothingCrossEntropyFlat')
     row = train_run(tiny_dls, 'mixnet_s', epochs=1, lr=1e-3, mixup=0.4, channels_last=True, seed=0, size=32)
     teq((row['mixup'], row['channels_last']), (0.4, True))
+    teq(train_run(tiny_dls, 'mixnet_s', epochs=1, impl='timm', seed=0, size=32)['channels_last'], False)
     tfail(lambda: train_run(tiny_dls, 'mixnet_s', epochs=1, fp16=True), contains='CUDA')
     tfail(lambda: train_learner(tiny_dls, 'mixnet_s', act='gelu'), contains='mish, swish, relu')
     tfail(lambda: train_learner(tiny_dls, 'mixnet_s', opt='sgd'), contains='ranger, rangerqh, adam')
