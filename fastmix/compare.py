@@ -59,7 +59,7 @@ def plot_comparison(s:pd.DataFrame, # a `summarize` table
 
 # %% ../nbs/08_compare.ipynb #13bf6d0d
 @call_parse
-def main(results:str='results.csv', # CSV written by fastmix-train
+def main(results:str, # CSV written by fastmix-train (positional: `fastmix-compare results.csv`)
          out:str='comparison.png', # the plot (png, pdf or svg)
          md:str=None, # also write the markdown table to this file
         ):

@@ -128,3 +128,20 @@ def test_distributed_two_cpu_processes(tiny_folder, tmp_path):
     df = pd.read_csv(out)
     teq(len(df), 1)
     teq(r.stdout.count('run 0: accuracy'), 1)
+
+def test_compare_cli(tmp_path):
+    "`fastmix-compare results.csv --out cmp.png` prints the table and writes the plot"
+    rows = [dict({c: 0 for c in result_cols}, arch=a, impl='fastmix', act='default', opt='ranger', run=r, seed=r,
+                 accuracy=acc + r / 100, top5=.9, train_time=10. + r, images_per_s=100., params=1e6, madds=1e7)
+            for a, acc in (('mixnet_s', .5), ('efficientnet_b0', .6)) for r in range(3)]
+    for row in rows: append_result(tmp_path/'r.csv', row)
+    r = subprocess.run([sys.executable, '-m', 'fastmix.compare', str(tmp_path/'r.csv'), '--out', str(tmp_path/'cmp.png'),
+                        '--md', str(tmp_path/'t.md')], capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path/'cmp.png').stat().st_size > 1000
+    lines = (tmp_path/'t.md').read_text().splitlines()
+    teq(len(lines), 4)
+    assert lines[2].startswith('| efficientnet_b0 |') and '0.6100 +- 0.0100' in lines[2]
+    r = subprocess.run([sys.executable, '-m', 'fastmix.compare', str(tmp_path/'none.csv')], capture_output=True, text=True,
+                       env=ENV, timeout=120)
+    assert r.returncode != 0 and 'fastmix-train --out' in r.stderr
