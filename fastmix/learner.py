@@ -4,14 +4,15 @@
 
 # %% ../nbs/06_learner.ipynb #c29ac40e
 from __future__ import annotations
-import inspect
+import inspect, ctypes
 from fastai.vision.all import *
 from .models import *
+from .optimizer import Ranger
 import fastmix.zoo  # registers the rest of the zoo
 
 # %% auto #0
-__all__ = ['efficientnet_learner', 'res2net_learner', 'mxresnet_learner', 'scarlet_learner', 'body_head_splitter',
-           'fastmix_learner', 'mixnet_learner']
+__all__ = ['efficientnet_learner', 'res2net_learner', 'mxresnet_learner', 'scarlet_learner', 'body_head_splitter', 'plain_inputs',
+           'ReuseCPUMemory', 'fastmix_learner', 'mixnet_learner']
 
 # %% ../nbs/06_learner.ipynb #8c8f1218
 def body_head_splitter(m:nn.Module)->list:
@@ -24,14 +25,45 @@ _learner_args = set(inspect.signature(Learner.__init__).parameters) - {'self', '
 def _add_imagenet_norm(dls):
     if not any(isinstance(t, Normalize) for t in dls.after_batch): dls.add_tfms([Normalize.from_stats(*imagenet_stats)], 'after_batch')
 
+def plain_inputs(module, args):
+    "Forward pre-hook: fastai's typed tensors (`TensorImage`...) enter the model as plain tensors"
+    return tuple(a.as_subclass(Tensor) if isinstance(a, TensorBase) else a for a in args)
+
+def _glibc():
+    "The C library, where it is glibc (it has `mallopt` and `malloc_trim`); else None"
+    try: libc = ctypes.CDLL(None)
+    except Exception: return None
+    return libc if all(hasattr(libc, f) for f in ('mallopt', 'malloc_trim', 'gnu_get_libc_version')) else None
+
+_libc = _glibc()
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4  # glibc's malloc.h
+
+class ReuseCPUMemory(Callback):
+    "While fitting on the CPU, keep freed memory in the process (glibc), so that big tensors are not mapped and zeroed anew at every step"
+    order = -1  # after `TrainEvalCallback` has put the model on its device
+    active = False
+    def before_fit(self):
+        self.active = _libc is not None and all(p.device.type == 'cpu' for p in self.learn.model.parameters())
+        if not self.active: return
+        _libc.mallopt(_M_MMAP_MAX, 0)  # big blocks come from the heap rather than from fresh mappings...
+        _libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)  # ...and the heap keeps what is freed, for the next step
+
+    def after_fit(self):
+        if not self.active: return
+        # glibc cannot switch its dynamic thresholds back on: set the values they reach in a process that trains
+        _libc.mallopt(_M_MMAP_MAX, 65536); _libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20); _libc.mallopt(_M_TRIM_THRESHOLD, 64 * 2**20)
+        _libc.malloc_trim(0)  # and give the memory back to the system
+        self.active = False
+
 def fastmix_learner(dls:DataLoaders, # the data
                     arch:str='mixnet_m', # any name from `list_archs()`
                     act_cls:type|None=None, # replace every activation with this class (Mish, Swish...); None keeps the arch's
                     pretrained:bool=False, # start from ImageNet weights (downloads timm's), freeze the body
-                    opt_func=ranger, # optimizer
+                    opt_func=Ranger, # optimizer
                     metrics=accuracy, # metrics
                     n_out:int|None=None, # number of outputs; default: the number of classes in `dls`
                     channels_last:bool=True, # train in channels-last memory format (fastai's `ChannelsLast`): faster, same numbers
+                    reuse_cpu_memory:bool=True, # on the CPU, `ReuseCPUMemory`: faster steps, same numbers
                     recompute:bool=False, # recompute cheap activations in backward (`recompute_blocks`): about half the memory
                     **kwargs, # to `Learner` if it takes them, else to the model's builder
                    )->Learner:
@@ -43,8 +75,10 @@ def fastmix_learner(dls:DataLoaders, # the data
     mkw = {k:v for k,v in kwargs.items() if k not in _learner_args}
     model = info.fn(n_out=n_out, act_cls=act_cls, pretrained=pretrained, **mkw)
     if recompute: recompute_blocks(model)
+    model.register_forward_pre_hook(plain_inputs)
     if pretrained: _add_imagenet_norm(dls)
     if channels_last: lkw['cbs'] = L(lkw.get('cbs')) + ChannelsLast()
+    if reuse_cpu_memory: lkw['cbs'] = L(lkw.get('cbs')) + ReuseCPUMemory()
     # these are classifiers: cross-entropy where the data does not say otherwise
     if lkw.get('loss_func') is None and getattr(dls.train_ds, 'loss_func', None) is None: lkw['loss_func'] = CrossEntropyLossFlat()
     learn = Learner(dls, model, opt_func=opt_func, metrics=metrics, splitter=lkw.pop('splitter', body_head_splitter), **lkw)
@@ -55,7 +89,7 @@ def mixnet_learner(dls:DataLoaders, # the data
                    arch:str='mixnet_m', # 'mixnet_s', 'mixnet_m' or 'mixnet_l'
                    act_cls:type|None=None, # replace every activation with this class; None keeps ReLU/Swish
                    pretrained:bool=False, # start from ImageNet weights
-                   opt_func=ranger, # optimizer
+                   opt_func=Ranger, # optimizer
                    **kwargs, # to `fastmix_learner`
                   )->Learner:
     "A `Learner` for a MixNet"
@@ -71,7 +105,7 @@ def compile(self:Learner, **kwargs # to `torch.compile`, e.g. `mode='max-autotun
 
 # %% ../nbs/06_learner.ipynb #7e7ca2f5
 def _family_learner(family, default, title):
-    def _learner(dls:DataLoaders, arch:str=default, act_cls:type|None=None, pretrained:bool=False, opt_func=ranger, **kwargs)->Learner:
+    def _learner(dls:DataLoaders, arch:str=default, act_cls:type|None=None, pretrained:bool=False, opt_func=Ranger, **kwargs)->Learner:
         if arch_info(arch).family != family:
             raise ValueError(f"'{arch}' is not a {title}: use one of {', '.join(list_archs(family))}, or `fastmix_learner`")
         return fastmix_learner(dls, arch, act_cls=act_cls, pretrained=pretrained, opt_func=opt_func, **kwargs)

@@ -61,3 +61,64 @@ def test_channels_last_default_and_recompute(tiny_folder):
     learn.fit(1, 1e-3)
     assert learn.model[0][0][0].weight.is_contiguous(memory_format=torch.channels_last)
     assert not any(isinstance(cb, ChannelsLast) for cb in fastmix_learner(folder_dls(tiny_folder), 'mixnet_s', channels_last=False).cbs)
+
+def test_model_sees_plain_tensors_and_results_still_decode(trained):
+    import matplotlib; matplotlib.use('Agg')
+    from fastai.vision.all import TensorImage, ClassificationInterpretation
+    from fastmix.learner import plain_inputs
+    seen = []
+    h = trained.model[0][0].register_forward_pre_hook(lambda m, args: seen.append(type(args[0])))
+    inp, preds, targs = trained.get_preds(with_input=True)
+    h.remove()
+    teq(set(seen), {torch.Tensor})
+    teq(type(inp), TensorImage)  # the batch keeps its type, so it decodes for show_results
+    trained.show_results(max_n=2)
+    teq(ClassificationInterpretation.from_learner(trained).confusion_matrix().sum(), len(trained.dls.valid_ds))
+    assert plain_inputs in trained.model._forward_pre_hooks.values()
+
+def test_ranger_by_default_same_steps_as_fastai(tiny_folder):
+    from fastai.vision.all import ranger, set_seed
+    from fastmix.optimizer import Ranger
+    def fit(**kw):
+        set_seed(0)  # fastai's DataLoader seeds its shuffling when it is made
+        learn = mixnet_learner(folder_dls(tiny_folder), 'mixnet_s', p=0., **kw)
+        start = {k: v.clone() for k,v in learn.model.state_dict().items()}
+        with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-2)
+        return learn, start
+    (ours, start), (theirs, start2) = fit(), fit(opt_func=ranger)
+    teq(type(ours.opt), Ranger)
+    for k in start: teq(start[k], start2[k])
+    sd, sd2 = ours.model.state_dict(), theirs.model.state_dict()
+    moved = max((sd[k] - start[k]).abs().max() for k in start if sd[k].is_floating_point())
+    gap = max((sd[k] - sd2[k]).abs().max() for k in start if sd[k].is_floating_point())
+    assert gap < 1e-3 and moved > 0.1, (gap, moved)  # rounding only: a different step (or batch order) gives > 0.05
+
+def test_reuse_cpu_memory_keeps_freed_pages_during_fit_only(tiny_folder):
+    import resource
+    from pathlib import Path
+    from fastmix.learner import ReuseCPUMemory, _libc
+    if _libc is None: pytest.skip('not glibc: ReuseCPUMemory does nothing here')
+    def page_faults():
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(5): x = torch.ones(16 * 2**20); del x  # 64 MB written and freed, as an activation
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    learn = mixnet_learner(folder_dls(tiny_folder), 'mixnet_s')
+    cb, = [c for c in learn.cbs if isinstance(c, ReuseCPUMemory)]
+    def rss(): return int(Path('/proc/self/statm').read_text().split()[1]) * resource.getpagesize()
+    cold = page_faults()
+    cb.before_fit(); page_faults(); page_faults(); warm = page_faults()  # the heap grows over the first rounds
+    held = rss()
+    cb.after_fit()
+    released = held - rss()  # what the heap kept for the next step goes back to the system after fit
+    assert warm < cold / 10 and released > 32 * 2**20, (cold, warm, released)
+    assert not any(isinstance(c, ReuseCPUMemory) for c in mixnet_learner(folder_dls(tiny_folder), 'mixnet_s', reuse_cpu_memory=False).cbs)
+
+def test_reuse_cpu_memory_same_numbers(tiny_folder):
+    from fastai.vision.all import set_seed
+    def fit(reuse):
+        set_seed(0)
+        learn = mixnet_learner(folder_dls(tiny_folder), 'mixnet_s', p=0., reuse_cpu_memory=reuse)
+        with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
+        return learn.model.state_dict()
+    a, b = fit(True), fit(False)
+    for k in a: teq(a[k], b[k])
