@@ -76,16 +76,19 @@ def test_model_sees_plain_tensors_and_results_still_decode(trained):
     teq(ClassificationInterpretation.from_learner(trained).confusion_matrix().sum(), len(trained.dls.valid_ds))
     assert plain_inputs in trained.model._forward_pre_hooks.values()
 
+def seeded_fit(path, n_epoch, **kwargs):
+    "A MixNet-S learner without dropout, made and fitted after `set_seed(0)`, and its starting weights"
+    from fastai.vision.all import set_seed
+    set_seed(0)  # fastai's DataLoader seeds its shuffling when it is made
+    learn = mixnet_learner(folder_dls(path), 'mixnet_s', p=0., **kwargs)
+    start = {k: v.clone() for k,v in learn.model.state_dict().items()}
+    with learn.no_bar(), learn.no_logging(): learn.fit(n_epoch, 1e-2)
+    return learn, start
+
 def test_ranger_by_default_same_steps_as_fastai(tiny_folder):
-    from fastai.vision.all import ranger, set_seed
+    from fastai.vision.all import ranger
     from fastmix.optimizer import Ranger
-    def fit(**kw):
-        set_seed(0)  # fastai's DataLoader seeds its shuffling when it is made
-        learn = mixnet_learner(folder_dls(tiny_folder), 'mixnet_s', p=0., **kw)
-        start = {k: v.clone() for k,v in learn.model.state_dict().items()}
-        with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-2)
-        return learn, start
-    (ours, start), (theirs, start2) = fit(), fit(opt_func=ranger)
+    (ours, start), (theirs, start2) = seeded_fit(tiny_folder, 2), seeded_fit(tiny_folder, 2, opt_func=ranger)
     teq(type(ours.opt), Ranger)
     for k in start: teq(start[k], start2[k])
     sd, sd2 = ours.model.state_dict(), theirs.model.state_dict()
@@ -114,11 +117,5 @@ def test_reuse_cpu_memory_keeps_freed_pages_during_fit_only(tiny_folder):
     assert not any(isinstance(c, ReuseCPUMemory) for c in mixnet_learner(folder_dls(tiny_folder), 'mixnet_s', reuse_cpu_memory=False).cbs)
 
 def test_reuse_cpu_memory_same_numbers(tiny_folder):
-    from fastai.vision.all import set_seed
-    def fit(reuse):
-        set_seed(0)
-        learn = mixnet_learner(folder_dls(tiny_folder), 'mixnet_s', p=0., reuse_cpu_memory=reuse)
-        with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
-        return learn.model.state_dict()
-    a, b = fit(True), fit(False)
+    a, b = (seeded_fit(tiny_folder, 1, reuse_cpu_memory=reuse)[0].model.state_dict() for reuse in (True, False))
     for k in a: teq(a[k], b[k])
