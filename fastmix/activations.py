@@ -10,10 +10,10 @@ from torch import nn
 import torch.nn.functional as F
 from fastai.torch_core import Module
 from fastai.layers import MishJit, SwishJit
-import timm.layers.activations as _ta, timm.layers.activations_me as _tme
+import sys
 
 # %% auto #0
-__all__ = ['act_types', 'SwishMe', 'MishMe', 'saved_bytes', 'swap_act', 'act_counts']
+__all__ = ['act_types', 'act_names', 'SwishMe', 'MishMe', 'saved_bytes', 'swap_act', 'act_counts']
 
 # %% ../nbs/01_activations.ipynb #c9f9e5f9
 def _opmath(x): return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # as torch's kernels: half in, float32 math
@@ -77,8 +77,14 @@ def saved_bytes(f, # function or module run with autograd on, e.g. a model
 
 # %% ../nbs/01_activations.ipynb #43dbe667
 act_types = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish,
-             _ta.Swish, _ta.Mish, _ta.HardSwish, _ta.HardMish, _ta.GELU, _ta.GELUTanh, _ta.QuickGELU,
-             _tme.SwishMe, _tme.MishMe, _tme.HardSwishMe, _tme.HardMishMe, MishJit, SwishJit, MishMe, SwishMe)
+             MishJit, SwishJit, MishMe, SwishMe)
+
+def _all_act_types()->tuple:
+    "`act_types`, and timm's activation classes where timm is loaded (a net cannot hold them otherwise)"
+    if 'timm.layers.activations' not in sys.modules: return act_types
+    import timm.layers.activations as ta, timm.layers.activations_me as tme
+    return act_types + (ta.Swish, ta.Mish, ta.HardSwish, ta.HardMish, ta.GELU, ta.GELUTanh, ta.QuickGELU,
+                        tme.SwishMe, tme.MishMe, tme.HardSwishMe, tme.HardMishMe)
 
 # %% ../nbs/01_activations.ipynb #ae5045d4
 def _act_slots(m, types, skip):
@@ -87,18 +93,24 @@ def _act_slots(m, types, skip):
 
 def swap_act(m:nn.Module, # net changed in place
              act_cls:type|None, # activation class (or any callable returning a module); `None` keeps `m` as it is
-             types:tuple=act_types, # classes that count as activations
+             types:tuple|None=None, # classes that count as activations; None: `act_types`, and timm's where timm is loaded
              skip:tuple=('gate',), # child names never swapped: squeeze-excitation gates
             )->nn.Module:
     "Replace every activation module in `m` by `act_cls()`, gates excepted"
     if act_cls is None: return m
+    types = types or _all_act_types()
     if isinstance(m, types): return act_cls()  # nothing holds a net that is one activation: return the new one
     for p, n, _ in _act_slots(m, types, skip): setattr(p, n, act_cls())
     return m
 
 def act_counts(m:nn.Module, # net to inspect
-               types:tuple=act_types, # classes that count as activations
+               types:tuple|None=None, # classes that count as activations; None: as `swap_act`
                skip:tuple=('gate',), # child names left out, as `swap_act` does
               )->Counter:
     "How many activation modules of each class `m` holds, counted as `swap_act` sees them"
+    types = types or _all_act_types()
     return Counter(type(c).__name__ for *_, c in _act_slots(m, types, skip))
+
+# %% ../nbs/01_activations.ipynb #8c878a91
+# the names the model tables, the learners and the commands use for activations: one table for all of them
+act_names = dict(relu=nn.ReLU, relu6=nn.ReLU6, swish=nn.SiLU, hswish=nn.Hardswish, mish=nn.Mish, gelu=nn.GELU)

@@ -6,19 +6,10 @@
 __all__ = []
 
 # %% ../nbs/99_all.ipynb #227b0165
-import fastmix.layers as _layers, fastmix.activations as _activations, fastmix.models as _models
-import fastmix.zoo as _zoo, fastmix.optimizer as _optimizer, fastmix.data as _data, fastmix.learner as _learner
-import fastmix.train as _train, fastmix.compare as _compare, fastmix.bench as _bench
-from .layers import *
-from .activations import *
-from .models import *
-from .zoo import *
-from .optimizer import *
-from .data import *
-from .learner import *
-from .train import *
-from .compare import *
-from .bench import *
-_mods = _layers, _activations, _models, _zoo, _optimizer, _data, _learner, _train, _compare, _bench
+import importlib
+# in reading order; `fastmix.patches` is imported by the modules that need its fixes and exports nothing
+_mods = [importlib.import_module(f'fastmix.{m}') for m in
+         ('layers', 'activations', 'models', 'zoo', 'optimizer', 'data', 'callbacks', 'learner', 'train', 'compare', 'bench', 'export')]
 # the commands' `main`s stay in their modules (`fastmix.train.main`...): one name cannot hold them all
 __all__ = [n for m in _mods for n in m.__all__ if n != 'main']
+globals().update({n: getattr(m, n) for m in _mods for n in m.__all__ if n != 'main'})

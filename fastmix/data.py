@@ -16,9 +16,9 @@ except ImportError: decode_jpeg = None  # deprecated in torchvision 0.29: once i
 
 # %% auto #0
 __all__ = ['IMAGEWOOF_WNIDS', 'IMAGENETTE_WNIDS', 'NOISE_PCTS', 'wnid_name', 'wnid_vocab', 'archive_url', 'check_archive',
-           'archive_path', 'WnidLabel', 'LazyImage', 'DraftResizedCrop', 'DecodeImage', 'default_num_workers',
-           'imagewoof_datablock', 'imagewoof_dls', 'imagenette_datablock', 'imagenette_dls', 'dls_throughput',
-           'compare_throughput', 'loading_benchmark']
+           'archive_path', 'WnidLabel', 'UnreadableImageError', 'LazyImage', 'DraftResizedCrop', 'DecodeImage',
+           'default_num_workers', 'unreadable_images', 'check_images', 'imagewoof_datablock', 'imagewoof_dls',
+           'imagenette_datablock', 'imagenette_dls', 'folder_layout', 'seeded_split', 'FolderLabel', 'folder_dls']
 
 # %% ../nbs/05_data.ipynb #77cef4cf
 IMAGEWOOF_WNIDS = 'n02086240 n02087394 n02088364 n02089973 n02093754 n02096294 n02099601 n02105641 n02111889 n02115641'.split()
@@ -119,55 +119,56 @@ class WnidLabel:
 
 # %% ../nbs/05_data.ipynb #0005ef3a
 _READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
-_MEAN_RGB = tuple(round(255*m) for m in imagenet_stats[0])
+
+class UnreadableImageError(OSError):
+    "An image file that exists but cannot be opened or decoded"
+
+def _read_error(fn, e:Exception)->OSError:
+    "The error to raise for the image file `fn` that failed with `e`"
+    if isinstance(e, FileNotFoundError): return FileNotFoundError(f"image file {fn} not found")
+    return UnreadableImageError(f"cannot read image {fn} ({type(e).__name__}: {e}): remove or replace the file")
 
 class LazyImage:
     "An image file, opened (its size known) but not yet decoded: `DraftResizedCrop` decodes only what its crop needs"
-    def __init__(self, fn): self.fn,self._im,self.broken = Path(fn),None,False
+    def __init__(self, fn): self.fn,self._im = Path(fn),None
 
     @classmethod
     def create(cls, fn:Path|str|Tensor|ndarray|bytes|Image.Image, **kwargs):
         "A `LazyImage` of a file name; anything else (PIL image, array, tensor, bytes) as `PILImage.create`"
         return cls(fn) if isinstance(fn, (str, Path)) else PILImage.create(fn, **kwargs)
 
-    def _fail(self, e):
-        warnings.warn(f"Could not read image {self.fn} ({type(e).__name__}: {e}); using a grey image instead. "
-                      "Remove or replace the file (fastai's `verify_images` lists all such files).")
-        self.broken,self._im = True,None
-
     @property
-    def im(self)->Image.Image|None:
-        "The opened, undecoded PIL image; None if the file cannot be read"
-        if self._im is None and not self.broken:
+    def im(self)->Image.Image:
+        "The opened, undecoded PIL image (an error naming the file if it cannot be opened)"
+        if self._im is None:
             try: self._im = Image.open(self.fn)
-            except _READ_ERRORS as e: self._fail(e)
+            except _READ_ERRORS as e: raise _read_error(self.fn, e) from e
         return self._im
 
     @property
-    def size(self): return self.im.size if self.im is not None else (1,1)
+    def size(self): return self.im.size
 
     def pixels(self, need:tuple|None=None, # (w,h): decode at the smallest JPEG scale that still has this many pixels
-              )->Tensor|None:
-        "RGB pixels as a CHW uint8 tensor, or None if the file cannot be decoded"
+              )->Tensor:
+        "RGB pixels as a CHW uint8 tensor (an error naming the file if it cannot be decoded)"
         im = self.im
-        if im is None: return None
         try:
             k = 1 if need is None else min(im.size[0]//need[0], im.size[1]//need[1])
             if k < 2 and im.format == 'JPEG' and decode_jpeg is not None:
                 # at full scale torchvision's libjpeg-turbo gives the same pixels as Pillow's, without Pillow's two copies
-                return decode_jpeg(torch.frombuffer(bytearray(self.fn.read_bytes()), dtype=torch.uint8), mode=ImageReadMode.RGB)
+                try: return decode_jpeg(torch.frombuffer(bytearray(self.fn.read_bytes()), dtype=torch.uint8), mode=ImageReadMode.RGB)
+                except RuntimeError: pass  # what libjpeg-turbo refuses, Pillow decodes or rejects below
             if k >= 2: im.draft('RGB', need)  # libjpeg decodes at 1/2, 1/4 or 1/8 scale; other formats ignore it
             if im.mode != 'RGB': im = im.convert('RGB')  # grayscale, CMYK, palette...
             return torch.from_numpy(np.array(im)).permute(2,0,1)
-        except (*_READ_ERRORS, RuntimeError) as e: self._fail(e)
+        except _READ_ERRORS as e: raise _read_error(self.fn, e) from e
         finally:
-            if self._im is not None: self._im.close()
+            self._im.close()
             self._im = None  # decoded once: let the file go
 
     def decode(self)->PILImage:
-        "The whole image as a `PILImage` (grey if unreadable)"
-        px = self.pixels()
-        return PILImage.create(px.permute(1,2,0).numpy() if px is not None else np.full((160,160,3), _MEAN_RGB, dtype=np.uint8))
+        "The whole image as a `PILImage`"
+        return PILImage.create(self.pixels().permute(1,2,0).numpy())
 
     def show(self, ctx=None, **kwargs): return self.decode().show(ctx=ctx, **kwargs)
     def __repr__(self): return f'{type(self).__name__} {self.fn}'
@@ -213,8 +214,7 @@ class DraftResizedCrop(RandomResizedCrop):
 
     def _lazy(self, x):
         (cw,ch),(fw,fh),(w,h) = self.cp_size, self.final_size, self.orig_sz
-        px = None if x.im is None else x.pixels(need=(math.ceil(w*fw/max(cw,1)), math.ceil(h*fh/max(ch,1))))
-        if px is None: return TensorImage(torch.tensor(_MEAN_RGB, dtype=torch.uint8)[:,None,None].expand(3, *self.size[::-1]).clone())
+        px = x.pixels(need=(math.ceil(w*fw/max(cw,1)), math.ceil(h*fh/max(ch,1))))
         return self._crop_resize(px, w/px.shape[2])
 
     def encodes(self, x:LazyImage): return self._lazy(x)
@@ -226,41 +226,129 @@ class DecodeImage(Transform):
     order = -1
     def encodes(self, x:LazyImage): return x.decode()
 
-# %% ../nbs/05_data.ipynb #35541e04
+# %% ../nbs/05_data.ipynb #4a4ca5b4
 def default_num_workers()->int:
-    "`DataLoader` worker processes when none is asked for: one per core, at most 8"
+    "`DataLoader` worker processes (and image-checking threads) when none is asked for: one per core, at most 8"
     return min(8, defaults.cpus)
 
-def _datablock(dataset, size, path, res, noise_pct, item_tfms, batch_tfms):
-    if noise_pct not in NOISE_PCTS:
-        raise ValueError(f"noise_pct must be one of {', '.join(map(str, NOISE_PCTS))} (the archive's noisy_labels_<pct> columns), not {noise_pct!r}")
-    a = _archive(dataset)
-    path = archive_path(dataset, res, path)
-    if res is not None and max(tuple(size) if is_listy(size) else (size,)) > res:
-        warnings.warn(f"size {size} is larger than the {res}-pixel archive: images will be upscaled (res=320 or None has larger ones)")
-    vocab = wnid_vocab(a['wnids'])
-    get_y = WnidLabel(vocab)
-    if noise_pct:
-        csv,col = path/a['csv'], f'noisy_labels_{noise_pct}'
-        if not csv.exists(): raise FileNotFoundError(f"noise_pct={noise_pct} needs the archive's {csv.name}, not found in {path}")
-        if col not in pd.read_csv(csv, nrows=0).columns: raise ValueError(f"{csv} has no column {col}")
-        get_y = WnidLabel(vocab, csv, col)
+def _readable(fn)->bool:
+    "Whether Pillow decodes the file `fn` (at a small draft scale for JPEGs, as fastai's `verify_image`)"
+    try:
+        with Image.open(fn) as im:
+            im.draft(im.mode, (32,32))
+            im.load()
+        return True
+    except Exception: return False
+
+_CHECKED = {}  # (file, mtime, size): readable; a file is decoded once per process, until it changes
+
+def _readable_once(fn)->bool:
+    try: st = os.stat(fn)
+    except OSError: return False
+    key = (str(fn), st.st_mtime_ns, st.st_size)
+    if key not in _CHECKED: _CHECKED[key] = _readable(fn)
+    return _CHECKED[key]
+
+def unreadable_images(files, # image files
+                      n_workers:int|None=None, # threads; None: `default_num_workers()`
+                     )->L:
+    "The files of `files` that cannot be decoded, in their order"
+    files = L(files)
+    n = default_num_workers() if n_workers is None else n_workers
+    ok = parallel(_readable_once, files, n_workers=n if len(files) >= 256 else 0, threadpool=True)  # threads cost more than they save on a few files
+    return L(f for f,o in zip(files, ok) if not o)
+
+def _some(fs, n=5): return ', '.join(map(str, fs[:n])) + (', ...' if len(fs) > n else '')
+
+def check_images(files, # image files
+                 max_unreadable:float=0.02, # the largest fraction of unreadable files that are skipped rather than refused
+                )->L:
+    "The unreadable files of `files`, with a warning; a `ValueError` naming some if more than `max_unreadable` of them are"
+    bad = unreadable_images(files)
+    if len(bad) > max_unreadable * len(files):
+        raise ValueError(f"{len(bad)} of {len(files)} images ({len(bad)/len(files):.1%}) cannot be read, more than "
+                         f"max_unreadable={max_unreadable:g} allows: {_some(bad)}; replace or remove them, or raise max_unreadable")
+    if bad: warnings.warn(f"skipping {len(bad)} unreadable image(s) of {len(files)}: {_some(bad)}")
+    return bad
+
+# %% ../nbs/05_data.ipynb #35541e04
+def _lazy_datablock(vocab, get_y, splitter, size, item_tfms, batch_tfms, get_items=None)->DataBlock:
+    "A `DataBlock` of `LazyImage`s with the leaderboard's transforms (or `item_tfms`, decoded first) and ImageNet normalisation"
     item_tfms = [DraftResizedCrop(size, min_scale=0.35)] if item_tfms is None else list(L(item_tfms))
     if not any(isinstance(t, (DraftResizedCrop, DecodeImage)) for t in item_tfms): item_tfms.insert(0, DecodeImage())
     batch_tfms = list(L(batch_tfms))
     if not any(isinstance(t, Normalize) for t in batch_tfms): batch_tfms.append(Normalize.from_stats(*imagenet_stats))
-    dblock = DataBlock(blocks=(ImageBlock(cls=LazyImage), CategoryBlock(vocab=list(vocab.values()), sort=False)),
-                       get_items=partial(get_image_files, folders=['train', 'val']),
-                       splitter=GrandparentSplitter(train_name='train', valid_name='val'),
-                       get_y=get_y, item_tfms=item_tfms, batch_tfms=batch_tfms)
+    dblock = DataBlock(blocks=(ImageBlock(cls=LazyImage), CategoryBlock(vocab=list(vocab), sort=False)), get_items=get_items,
+                       splitter=splitter, get_y=get_y, item_tfms=item_tfms, batch_tfms=batch_tfms)
     # `DraftResizedCrop` returns a `TensorImage` already; fastai's `ToTensor` would only add its dispatch cost
     if any(isinstance(t, DraftResizedCrop) for t in item_tfms): dblock.item_tfms = [t for t in dblock.item_tfms if not isinstance(t, ToTensor)]
     return dblock
 
-def _dls(dataset, size, bs, path, res, noise_pct, num_workers, item_tfms, batch_tfms, **kwargs):
+def _archive_labels(dataset, path, noise_pct)->tuple:
+    "The vocab `{wnid: name}` and `get_y` of the archive at `path`: the folders' labels, or its csv's at `noise_pct`"
+    if noise_pct not in NOISE_PCTS:
+        raise ValueError(f"noise_pct must be one of {', '.join(map(str, NOISE_PCTS))} (the archive's noisy_labels_<pct> columns), not {noise_pct!r}")
+    a = _archive(dataset)
+    vocab = wnid_vocab(a['wnids'])
+    if not noise_pct: return vocab, WnidLabel(vocab)
+    csv,col = path/a['csv'], f'noisy_labels_{noise_pct}'
+    if not csv.exists(): raise FileNotFoundError(f"noise_pct={noise_pct} needs the archive's {csv.name}, not found in {path}")
+    if col not in pd.read_csv(csv, nrows=0).columns: raise ValueError(f"{csv} has no column {col}")
+    return vocab, WnidLabel(vocab, csv, col)
+
+def _datablock(dataset, size, path=None, res=160, noise_pct=0, item_tfms=None, batch_tfms=None):
+    if noise_pct not in NOISE_PCTS: _archive_labels(dataset, path, noise_pct)  # its error, before the path's
+    path = archive_path(dataset, res, path)
+    if res is not None and max(tuple(size) if is_listy(size) else (size,)) > res:
+        warnings.warn(f"size {size} is larger than the {res}-pixel archive: images will be upscaled (res=320 or None has larger ones)")
+    vocab,get_y = _archive_labels(dataset, path, noise_pct)
+    return _lazy_datablock(vocab.values(), get_y, GrandparentSplitter(train_name='train', valid_name='val'), size, item_tfms,
+                           batch_tfms, get_items=partial(get_image_files, folders=['train', 'val']))
+
+# %% ../nbs/05_data.ipynb #63febe6d
+def _check_args(size, bs):
+    "Refuse a size or batch size that cannot make a batch"
+    if min(tuple(size) if is_listy(size) else (size,)) < 1: raise ValueError(f"size must be at least 1 pixel, not {size!r}")
+    if bs < 1: raise ValueError(f"bs must be at least 1, not {bs!r}")
+
+def _check_classes(train:dict, valid:dict|None, train_dir, valid_dir):
+    "Refuse class folders (`{class: files}` of readable images) that cannot train a classifier"
+    if not train: raise ValueError(f"{train_dir} has no class folder with readable images: expected one folder of images per class")
+    if len(train) == 1: raise ValueError(f"{train_dir} has only one class with images, {next(iter(train))!r}: expected at least two class folders of images")
+    if valid is None: return
+    if not valid: raise ValueError(f"{valid_dir} has no readable images: expected images in its class folders to validate on")
+    if set(valid).isdisjoint(train):
+        raise ValueError(f"none of the classes in {valid_dir} ({_some(sorted(valid), 3)}) is a class in {train_dir} "
+                         f"({_some(sorted(train), 3)}): expected the same class folder names in both")
+    if only := sorted(set(valid) - set(train)):
+        raise ValueError(f"{valid_dir} has classes with no training images in {train_dir}: {_some(only)}; expected every validation class to have images in {train_dir}")
+
+def _by_class(files)->dict:
+    "`{class folder name: files}` of archive files `<split>/<class>/<file>`"
+    return groupby(files, lambda f: f.parent.name)
+
+def _loaders(dblock, items, path, layout, unreadable, bs, num_workers, **kwargs)->DataLoaders:
+    "`DataLoaders` of the readable `items`, with `layout` and `unreadable` (the files left out) set on them"
+    dls = dblock.dataloaders(L(items), path=path, bs=bs, num_workers=default_num_workers() if num_workers is None else num_workers, **kwargs)
+    if len(dls.train_ds) < bs:
+        raise ValueError(f"bs={bs} is larger than the {len(dls.train_ds)} training images: not one full batch, so training would take "
+                         f"no step; use bs <= {len(dls.train_ds)}")
+    dls.layout,dls.unreadable = layout,list(unreadable)
+    return dls
+
+def _dls(dataset, size, bs, path=None, res=160, noise_pct=0, num_workers=None, item_tfms=None, batch_tfms=None, max_unreadable=0.02, **kwargs):
+    _check_args(size, bs)
     path = archive_path(dataset, res, path)
     dblock = _datablock(dataset, size, path, res, noise_pct, item_tfms, batch_tfms)
-    return dblock.dataloaders(path, path=path, bs=bs, num_workers=default_num_workers() if num_workers is None else num_workers, **kwargs)
+    items = dblock.get_items(path)
+    if not items: raise ValueError(f"{path} has class folders but no images in them: expected image files (.jpg, .png, .webp... any of fastai's `image_extensions`) inside each")
+    bad = check_images(items, max_unreadable)
+    skip = set(bad)
+    items = items.filter(lambda f: f not in skip)
+    _check_classes(_by_class([f for f in items if f.parent.parent.name == 'train']),
+                   _by_class([f for f in items if f.parent.parent.name == 'val']), path/'train', path/'val')
+    dblock.get_items = None  # the items are listed and checked: the block takes them as they are
+    return _loaders(dblock, items, path, 'archive', bad, bs, num_workers, **kwargs)
 
 # %% ../nbs/05_data.ipynb #8527e209
 def imagewoof_datablock(size:int=128, # image size for the model
@@ -281,76 +369,132 @@ def imagewoof_dls(size:int=128, # image size for the model
                   num_workers:int|None=None, # worker processes; None: `default_num_workers()`, 0: load in this process
                   item_tfms=None, # None: `DraftResizedCrop(size, min_scale=0.35)` with flips
                   batch_tfms=None, # more batch transforms; ImageNet `Normalize` is added unless there is one
+                  max_unreadable:float=0.02, # unreadable images are skipped up to this fraction, refused beyond it
                   **kwargs, # to `DataBlock.dataloaders`
                  )->DataLoaders:
     "ImageWoof `DataLoaders` (10 dog breeds) as the fastai leaderboard runs them"
-    return _dls('imagewoof', size, bs, path, res, noise_pct, num_workers, item_tfms, batch_tfms, **kwargs)
+    return _dls('imagewoof', size, bs, path, res, noise_pct, num_workers, item_tfms, batch_tfms, max_unreadable, **kwargs)
 
+@delegates(imagewoof_datablock)
 def imagenette_datablock(size:int=128, # image size for the model
-                         path=None, # a local copy of the archive; None: download it with fastai's `untar_data`
-                         res:int|None=160, # the published archive: shortest side 160, 320, or None (full size)
-                         noise_pct:int=0, # percentage of noisy training labels: 0, 1, 5, 25 or 50
-                         item_tfms=None, # None: `DraftResizedCrop(size, min_scale=0.35)` with flips
-                         batch_tfms=None, # more batch transforms; ImageNet `Normalize` is added unless there is one
+                         **kwargs, # as `imagewoof_datablock`
                         )->DataBlock:
     "The Imagenette `DataBlock`, to change before calling `dataloaders(archive_path('imagenette', res, path))`"
-    return _datablock('imagenette', size, path, res, noise_pct, item_tfms, batch_tfms)
+    return _datablock('imagenette', size, **kwargs)
 
+@delegates(imagewoof_dls)
 def imagenette_dls(size:int=128, # image size for the model
                    bs:int=64, # batch size
-                   path=None, # a local copy of the archive; None: download it with fastai's `untar_data`
-                   res:int|None=160, # the published archive: shortest side 160, 320, or None (full size)
-                   noise_pct:int=0, # percentage of noisy training labels: 0, 1, 5, 25 or 50
-                   num_workers:int|None=None, # worker processes; None: `default_num_workers()`, 0: load in this process
-                   item_tfms=None, # None: `DraftResizedCrop(size, min_scale=0.35)` with flips
-                   batch_tfms=None, # more batch transforms; ImageNet `Normalize` is added unless there is one
-                   **kwargs, # to `DataBlock.dataloaders`
+                   **kwargs, # as `imagewoof_dls`, the rest to `DataBlock.dataloaders`
                   )->DataLoaders:
     "Imagenette `DataLoaders` (10 easy ImageNet classes) as the fastai leaderboard runs them"
-    return _dls('imagenette', size, bs, path, res, noise_pct, num_workers, item_tfms, batch_tfms, **kwargs)
+    return _dls('imagenette', size, bs, **kwargs)
 
-# %% ../nbs/05_data.ipynb #b0e2c16e
-def dls_throughput(dl:DataLoader, # e.g. `dls.train`
-                   n_batches:int=20, # batches timed
-                   warmup:int=1, # batches drawn before timing starts (worker start-up)
-                  )->float:
-    "Images per second that `dl` delivers, batch transforms included"
-    if n_batches + warmup > len(dl): raise ValueError(f"dl has {len(dl)} batches: ask for n_batches + warmup <= {len(dl)}")
-    it = iter(dl)
-    for _ in range(warmup): next(it)
-    n,t0 = 0,time.perf_counter()
-    for _ in range(n_batches): n += find_bs(next(it))
-    dt = time.perf_counter() - t0
-    it.close()
-    return n/dt
+# %% ../nbs/05_data.ipynb #a346d963
+_WANT = "expected a folder of class folders, or train/ and valid/ (or val/) folders of class folders"
 
-def compare_throughput(dls:dict, # {name: DataLoader}; ratios are to the first
-                       n_batches:int=20, # batches timed per measurement
-                       repeats:int=5, # measurements of each, alternating
-                       fname=None, # write the table (markdown) here too
-                      )->pd.DataFrame:
-    "Images/s of several `DataLoader`s measured side by side: medians of alternating repeats, and ratios to the first"
-    res = {k: [] for k in dls}
-    for r in range(repeats):
-        for k in (list(dls) if r % 2 == 0 else list(dls)[::-1]): res[k].append(dls_throughput(dls[k], n_batches))
-    base = np.median(res[next(iter(dls))])
-    df = pd.DataFrame({'images/s (median)': [np.median(v) for v in res.values()], 'min': [min(v) for v in res.values()],
-                       'max': [max(v) for v in res.values()]}, index=list(res)).round(0)
-    df['ratio'] = (df['images/s (median)'] / base).round(2)
-    if fname is not None:
-        load = ', '.join(f'{o:.2f}' for o in os.getloadavg())
-        rows = ['| | ' + ' | '.join(df.columns) + ' |', '|---' * (len(df.columns)+1) + '|']
-        rows += [f'| {k} | ' + ' | '.join(f'{v:g}' for v in r) + ' |' for k,r in zip(df.index, df.values)]
-        Path(fname).write_text(f"# DataLoader throughput\n\n{repeats} alternating repeats of {n_batches} batches each; "
-                               f"{os.cpu_count()} CPU cores, load average (1, 5, 15 min) {load} at the end.\n\n" + '\n'.join(rows) + '\n')
-    return df
+def _class_dirs(d): return sorted(o for o in Path(d).iterdir() if o.is_dir() and not o.name.startswith('.') and o.name != '__MACOSX')
 
-def loading_benchmark(path, # a copy of the 160-pixel ImageWoof
-                      size:int=128, bs:int=64, num_workers:int=2, n_batches:int=20, repeats:int=5, fname=None)->pd.DataFrame:
-    "`imagewoof_dls(...).train` against fastai's `ImageDataLoaders.from_folder` with the same transforms, in images/s"
-    plain = ImageDataLoaders.from_folder(path, valid='val', bs=bs, num_workers=num_workers,
-                                         item_tfms=[RandomResizedCrop(size, min_scale=0.35), FlipItem(0.5)],
-                                         batch_tfms=Normalize.from_stats(*imagenet_stats))
-    ours = imagewoof_dls(size, bs, path=path, num_workers=num_workers)
-    return compare_throughput({'fastai ImageDataLoaders.from_folder': plain.train, 'fastmix imagewoof_dls': ours.train},
-                              n_batches=n_batches, repeats=repeats, fname=fname)
+def folder_layout(path, # an image folder
+                 )->tuple:
+    "`(layout, train_dir, valid_dir, dataset)` of an image folder, looking into its train/ folder only"
+    path = Path(path).expanduser()
+    if not path.exists(): raise FileNotFoundError(f"{path} not found: {_WANT}")
+    if not path.is_dir(): raise ValueError(f"{path} is a file, not a folder: {_WANT}")
+    train,valid = path/'train', [path/n for n in ('valid', 'val') if (path/n).is_dir()]
+    if not train.is_dir():
+        if valid: raise ValueError(f"{path} has {valid[0].name}/ but no train/ beside it: expected train/ and {valid[0].name}/ folders of class folders")
+        return 'flat', path, None, None
+    if not valid: raise ValueError(f"{path} has train/ but no valid/ or val/ beside it: expected both, or pass {train} as a flat folder of class folders")
+    if len(valid) == 2: raise ValueError(f"{path} has both valid/ and val/: expected one validation folder beside train/")
+    names = {d.name for d in _class_dirs(train)}
+    for dataset,a in _ARCHIVES.items():
+        if valid[0].name == 'val' and names and names <= set(a['wnids']): return 'archive', train, valid[0], dataset
+    return 'train_valid', train, valid[0], None
+
+def _class_images(root)->dict:
+    "`{class: image files}` of the class folders in `root` (images in their subfolders too), or an error saying what is there"
+    dirs = _class_dirs(root)
+    if not dirs:
+        n = len(get_image_files(root, recurse=False))
+        raise ValueError(f"{root} has no class folders{f' (it holds {n} images directly)' if n else ''}: expected one folder of images per class")
+    imgs = {d.name: sorted(get_image_files(d)) for d in dirs}
+    if not any(imgs.values()):
+        raise ValueError(f"{root} has class folders ({_some([d.name for d in dirs], 3)}) but no images in them: "
+                         f"expected image files (.jpg, .png, .webp... any of fastai's `image_extensions`) inside each")
+    return imgs
+
+# %% ../nbs/05_data.ipynb #652e2251
+def seeded_split(labels, # the class of each item
+                 valid_pct:float=0.2, # fraction of each class held out for validation
+                 seed:int=42, # the same seed and labels, the same split
+                )->tuple:
+    "`(train, valid)` indices: `valid_pct` of each class, drawn by numpy's generator seeded with `seed`"
+    rng,valid = np.random.default_rng(seed),[]
+    groups = groupby(range(len(labels)), lambda i: labels[i])
+    for c in sorted(groups):
+        idx = groups[c]
+        valid += rng.choice(idx, min(len(idx) - 1, int(len(idx)*valid_pct + 0.5)), replace=False).tolist()
+    vs = set(valid)
+    return L(i for i in range(len(labels)) if i not in vs), L(sorted(valid))
+
+class FolderLabel:
+    "`get_y` of `folder_dls`: the name of the class folder, right below one of `roots`, that holds an image (however deep)"
+    def __init__(self, roots): # the folders whose subfolders are the classes: train/, valid/, or a flat folder
+        self.roots = [Path(r) for r in roots]
+    def __call__(self, fn)->str:
+        fn = Path(fn)
+        for r in self.roots:
+            if fn.is_relative_to(r): return fn.relative_to(r).parts[0]
+        raise KeyError(f"{fn} is in none of the folders {', '.join(map(str, self.roots))}")
+
+# %% ../nbs/05_data.ipynb #5d343c0c
+def folder_dls(path, # an archive copy, a folder with train/ and valid/ (or val/), or a flat folder of class folders
+               size:int=128, # image size for the model
+               bs:int=64, # batch size
+               valid_pct:float|None=None, # hold out this fraction of each training class; None: the validation folder (flat: 0.2)
+               seed:int=42, # seed of the `valid_pct` split
+               noise_pct:int=0, # archives only: percentage of noisy training labels, 0, 1, 5, 25 or 50
+               num_workers:int|None=None, # worker processes; None: `default_num_workers()`, 0: load in this process
+               max_unreadable:float=0.02, # unreadable images are skipped up to this fraction, refused beyond it
+               item_tfms=None, # None: `DraftResizedCrop(size, min_scale=0.35)` with flips
+               batch_tfms=None, # more batch transforms; ImageNet `Normalize` is added unless there is one
+               **kwargs, # to `DataBlock.dataloaders`
+              )->DataLoaders:
+    "`DataLoaders` of any image folder, as `imagewoof_dls` makes them; `dls.layout` and `dls.unreadable` say what was found"
+    if valid_pct is not None and not 0 < valid_pct < 1:
+        raise ValueError(f"valid_pct must be between 0 and 1 (the fraction of each class held out for validation), not {valid_pct!r}")
+    _check_args(size, bs)
+    layout,train,valid,dataset = folder_layout(path)
+    path = Path(path).expanduser()
+    if layout == 'archive' and valid_pct is None:
+        return _dls(dataset, size, bs, path, None, noise_pct, num_workers, item_tfms, batch_tfms, max_unreadable, **kwargs)
+    if noise_pct and layout != 'archive':
+        raise ValueError(f"noise_pct={noise_pct} needs an ImageWoof or Imagenette archive and its noisy-labels csv; {path} is a {layout!r} folder of its own classes")
+    if layout == 'archive': vocab,get_y = _archive_labels(dataset, path, noise_pct)
+    if valid_pct is not None: valid = None  # a split of train/ alone: the validation folder is not even listed
+    elif layout == 'flat': valid_pct = 0.2
+    tr = _class_images(train)
+    va = None if valid is None else _class_images(valid)
+    if bs > (n := sum(map(len, tr.values()))):  # before decoding anything: the training images can only be fewer
+        raise ValueError(f"bs={bs} is larger than the {n} images in {train}: not one full batch, so training would take no step; use a smaller bs")
+    bad = check_images([f for d in (tr, va or {}) for fs in d.values() for f in fs], max_unreadable)
+    skip = set(bad)
+    keep = lambda d: None if d is None else {c: [f for f in fs if f not in skip] for c,fs in d.items()}
+    tr,va = keep(tr),keep(va)
+    if empty := [r/c for r,d in ((train, tr), (valid, va or {})) for c,fs in d.items() if not fs]:
+        warnings.warn(f"skipping {len(empty)} class folder(s) with no readable images: {_some(empty)}")
+    tr,va = [None if d is None else {c:fs for c,fs in d.items() if fs} for d in (tr, va)]
+    _check_classes(tr, va, train, valid)
+    items = [f for c in sorted(tr) for f in tr[c]]
+    if va is not None:
+        splitter = IndexSplitter(range(len(items), len(items) + sum(map(len, va.values()))))
+        items += [f for c in sorted(va) for f in va[c]]
+    else:
+        _,vidx = seeded_split([c for c in sorted(tr) for f in tr[c]], valid_pct, seed)
+        if not vidx: raise ValueError(f"valid_pct={valid_pct} of the {len(items)} images in {train} holds out none (each class keeps one "
+                                      f"to train on): use a larger valid_pct or more images")
+        splitter = IndexSplitter(vidx)
+    if layout == 'archive': vocab = vocab.values()
+    else: vocab,get_y = sorted(tr), FolderLabel([train] + ([valid] if va is not None else []))
+    return _loaders(_lazy_datablock(vocab, get_y, splitter, size, item_tfms, batch_tfms), items, path, layout, bad, bs, num_workers, **kwargs)

@@ -4,10 +4,11 @@
 
 # %% ../nbs/02_models.ipynb #93b966dd
 from __future__ import annotations
-import math, difflib, inspect, contextlib
+import math, difflib, inspect, contextlib, importlib, os, socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
+from urllib.parse import urlparse
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -16,11 +17,12 @@ from torch.utils.checkpoint import checkpoint, create_selective_checkpoint_conte
 from torch.utils.flop_counter import FlopCounterMode
 from fastai.layers import ConvLayer
 from .layers import *
+from .activations import act_names, swap_act
 
 # %% auto #0
-__all__ = ['mixnet_s_blocks', 'mixnet_m_blocks', 'ArchInfo', 'register_arch', 'list_archs', 'arch_info', 'create_model', 'Blocks',
-           'round_chs', 'MBConv', 'recompute_blocks', 'mbconv_net', 'load_timm_weights', 'mixnet_s', 'mixnet_m',
-           'mixnet_l', 'count_params', 'count_madds']
+__all__ = ['mixnet_s_blocks', 'mixnet_m_blocks', 'ArchInfo', 'register_arch', 'list_archs', 'arch_info', 'default_arch',
+           'builder_args', 'Blocks', 'MBConv', 'recompute_blocks', 'mbconv_net', 'load_timm_weights', 'pretrained_file',
+           'create_model', 'mixnet_s', 'mixnet_m', 'mixnet_l', 'count_params', 'count_madds']
 
 # %% ../nbs/02_models.ipynb #fee234b5
 @dataclass
@@ -28,44 +30,57 @@ class ArchInfo:
     "What the registry knows of an architecture"
     name:str # registry key, the builder's name
     family:str # e.g. 'mixnet', 'efficientnet'
-    fn:Callable # builder: fn(n_out, act_cls, pretrained, **kwargs) -> nn.Module
+    fn:Callable # builder: fn(n_out, n_in, **kwargs) -> nn.Module, randomly initialised
     desc:str='' # what makes it different, one line
     paper:dict=field(default_factory=dict) # the paper's numbers: top1 (%), params (M), madds (M), res (px)
     timm_name:str|None=None # the timm model whose state dict loads into it
+    default:bool=False # the family's usual member: what its learner builds when no arch is given
 
 _archs = {}
+_families = ('fastmix.models', 'fastmix.zoo')  # the modules that register architectures
 
 def register_arch(family:str, # family name, used by the family learners
                   desc:str='', # one line on what makes it different
                   timm_name:str|None=None, # timm model with the same state dict layout
+                  default:bool=False, # the family's usual member
                   **paper, # the paper's numbers: top1, params, madds, res
                  ):
     "Decorator: register the builder it wraps under its own name"
     def _reg(fn):
-        _archs[fn.__name__] = ArchInfo(fn.__name__, family, fn, desc, paper, timm_name)
+        _archs[fn.__name__] = ArchInfo(fn.__name__, family, fn, desc, paper, timm_name, default)
         return fn
     return _reg
 
+def _registry()->dict:
+    "Every registered architecture, whichever fastmix module was imported first"
+    for m in _families: importlib.import_module(m)
+    return importlib.import_module('fastmix.models')._archs  # the one registry, also from code run in a notebook
+
+# %% ../nbs/02_models.ipynb #563e5724
 def list_archs(family:str|None=None, # only this family's
               )->list:
     "Names of the registered architectures"
-    return [n for n,a in _archs.items() if family is None or a.family == family]
+    archs = _registry()
+    fams = list(dict.fromkeys(a.family for a in archs.values()))
+    if family is not None and family not in fams: raise ValueError(f"Unknown family '{family}': use one of {', '.join(fams)}")
+    return [n for n,a in archs.items() if family is None or a.family == family]
 
 def arch_info(arch:str)->ArchInfo:
     "The registry's entry for `arch`; an unknown name raises an error listing the known ones"
-    if arch in _archs: return _archs[arch]
-    close = difflib.get_close_matches(str(arch), list(_archs), n=1)
+    archs = _registry()
+    if arch in archs: return archs[arch]
+    close = difflib.get_close_matches(str(arch), list(archs), n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ''
-    raise ValueError(f"Unknown architecture '{arch}'.{hint} Known architectures: {', '.join(_archs)}")
+    raise ValueError(f"Unknown architecture '{arch}'.{hint} Known architectures: {', '.join(archs)}")
 
-def create_model(arch:str, # a name from `list_archs()`
-                 n_out:int=1000, # number of classes
-                 act_cls:type|None=None, # replace every activation with this class; None keeps the published ones
-                 pretrained:bool=False, # load ImageNet weights (downloads timm's)
-                 **kwargs, # passed to the architecture's builder
-                )->nn.Module:
-    "Build any registered architecture"
-    return arch_info(arch).fn(n_out=n_out, act_cls=act_cls, pretrained=pretrained, **kwargs)
+def default_arch(family:str='mixnet')->str:
+    "The family's usual member: MixNet-M for the MixNets, the default of every fastmix learner and command"
+    return next(n for n in list_archs(family) if _registry()[n].default)
+
+def builder_args(arch:str)->list:
+    "The keyword arguments `arch`'s builder takes besides `n_out` and `n_in`"
+    ps = inspect.signature(arch_info(arch).fn).parameters
+    return [n for n,p in ps.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in ('n_out', 'n_in')]
 
 # %% ../nbs/02_models.ipynb #10759058
 class Blocks(NamedTuple):
@@ -81,40 +96,25 @@ class Blocks(NamedTuple):
     exp_groups:int=1 # groups of the expansion 1x1 conv
     proj_groups:int=1 # groups of the projection 1x1 conv
 
-_acts = dict(relu=nn.ReLU, swish=nn.SiLU, relu6=nn.ReLU6, hswish=nn.Hardswish)
-
-def round_chs(c:float, # channels
-              mult:float=1., # width multiplier
-              divisor:int=8, # round to a multiple of this
-             )->int:
-    "Scale `c` by `mult` and round to a multiple of `divisor`, never losing more than 10% (the TF MnasNet rule)"
-    v = c * mult
-    r = max(divisor, int(v + divisor/2) // divisor * divisor)
-    return r + divisor if r < 0.9 * v else r
-
 # %% ../nbs/02_models.ipynb #59a5fb8d
-def _make_divisible(v, divisor=8):
-    r = max(divisor, int(v + divisor/2) // divisor * divisor)
-    return r + divisor if r < 0.9 * v else r
-
 class MBConv(nn.Module):
     "Inverted-residual block with mixed depthwise kernels and squeeze-excitation (MnasNet, MixNet, EfficientNet)"
     def __init__(self, ni:int, # input channels
                  b:Blocks, # the row this block comes from
                  stride:int=1, # stride of the depthwise conv
-                 act_cls:type|None=None, # overrides the row's activation
                  se_act:str|None=None, # activation inside SE; None: the block's
                  se_gate=nn.Sigmoid, # SE gate
                  se_of_mid:bool=False, # SE ratio of the expanded channels (SCARLET) rather than of the input (MnasNet)
                 ):
         super().__init__()
-        act = act_cls or _acts[b.act]
-        mid = ni if b.kind == 'ds' else _make_divisible(ni * b.exp)
+        from timm.layers import make_divisible  # here, not at the top: importing timm takes seconds
+        act = act_names[b.act]
+        mid = ni if b.kind == 'ds' else make_divisible(ni * b.exp)
         self.expand = None if b.kind == 'ds' else conv_bn(ni, mid, 1, groups=b.exp_groups, act_cls=act)
         self.dw = conv_bn(mid, mid, list(b.ks), stride=stride, act_cls=act)
         # MnasNet sizes SE on the block's input channels; computed as timm does, so the weights line up
         nr = round(mid * b.se / (1 if b.kind == 'ds' or se_of_mid else b.exp))
-        se_act = act_cls or (_acts[se_act] if se_act else act)
+        se_act = act_names[se_act] if se_act else act
         self.se = SqueezeExcite(mid, nr, se_act, se_gate) if b.se else None
         self.skip = stride == 1 and ni == b.nf
         # zero-init the last BN of residual blocks only: a block without skip must pass its signal on from the start
@@ -171,7 +171,6 @@ def mbconv_net(blocks:list, # the table: a list of `Blocks`
                stem:int=16, # channels of the stem conv (before `width`)
                head:int=1536, # channels of the head conv (final, not scaled by `width`)
                n_out:int=1000, # number of classes
-               act_cls:type|None=None, # replace every activation (SE gates excepted); None keeps the table's
                width:float=1., # width multiplier
                depth:float=1., # depth multiplier
                stem_act:str='relu', # activation of the stem and head convs
@@ -180,18 +179,19 @@ def mbconv_net(blocks:list, # the table: a list of `Blocks`
                **se_kw, # how SE is built: `se_act`, `se_gate`, `se_of_mid` (see `MBConv`)
               )->nn.Sequential:
     "Build an MBConv net from its table of blocks"
-    act = act_cls or _acts[stem_act]
-    ni = round_chs(stem, width)
+    from timm.layers import make_divisible
+    act = act_names[stem_act]
+    ni = make_divisible(stem * width)
     stages,cur,cur_nf = [],[],None
     for b in blocks:
-        nf = round_chs(b.nf, width)
+        nf = make_divisible(b.nf * width)
         if cur and nf != cur_nf: stages.append(nn.Sequential(*cur)); cur = []
         b = b._replace(nf=nf)
         for i in range(math.ceil(b.n * depth)):
-            cur.append(MBConv(ni, b, b.stride if i == 0 else 1, act_cls, **se_kw)); ni = nf
+            cur.append(MBConv(ni, b, b.stride if i == 0 else 1, **se_kw)); ni = nf
         cur_nf = nf
     stages.append(nn.Sequential(*cur))
-    body = nn.Sequential(ConvLayer(n_in, round_chs(stem, width), 3, stride=2, act_cls=act, bias=False), *stages,
+    body = nn.Sequential(ConvLayer(n_in, make_divisible(stem * width), 3, stride=2, act_cls=act, bias=False), *stages,
                          ConvLayer(ni, head, 1, act_cls=act, bias=False))
     head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(p), nn.Linear(head, n_out))
     return nn.Sequential(body, head)
@@ -242,20 +242,33 @@ def _read_sd(src):
         if isinstance(src, dict) and isinstance(src.get(k), dict): src = src[k]
     return src
 
+def _timm_order(src, timm_name):
+    "`src` in the order timm's model creates its tensors (a `.safetensors` file keeps them sorted by name)"
+    import timm
+    with torch.device('meta'): keys = list(timm.create_model(timm_name).state_dict())
+    return {k: src[k] for k in keys} if set(keys) == set(src) else src
+
 def load_timm_weights(model:nn.Module, # a fastmix model
                       src, # timm's state dict, a timm model, or a path to a saved one (.pth or .safetensors)
                       head:bool=True, # load the classifier too when its shape matches
+                      timm_name:str|None=None, # the timm model `src` comes from: puts a file's tensors in its order
                      )->nn.Module:
     "Load the weights of the matching timm model into `model`, by position, checking every shape"
+    from timm.models import adapt_input_conv
     src = _read_sd(src)
+    if timm_name: src = _timm_order(src, timm_name)
     dst = model.state_dict()
     sk,dk = list(src), list(dst)
     if len(sk) != len(dk):
         raise ValueError(f"State dicts do not line up: {len(sk)} tensors in the source, {len(dk)} in the model. "
                          "Is it the timm model of the same architecture (see `arch_info(arch).timm_name`)?")
-    new = {}
+    new, first_conv = {}, True
     for i,(s,d) in enumerate(zip(sk, dk)):
         last = i >= len(dk) - 2  # the classifier's weight and bias
+        if first_conv and src[s].ndim == 4:
+            first_conv = False
+            if src[s].shape[1] != dst[d].shape[1] and src[s].shape[0] == dst[d].shape[0]:  # other input channels
+                src[s] = adapt_input_conv(dst[d].shape[1], src[s])
         if src[s].shape != dst[d].shape:
             if last: continue
             raise ValueError(f"Shape mismatch at tensor {i}: source '{s}' {tuple(src[s].shape)} vs model '{d}' "
@@ -265,39 +278,64 @@ def load_timm_weights(model:nn.Module, # a fastmix model
     model.load_state_dict(new, strict=False)
     return model
 
-def _timm_pretrained(model, timm_name):
-    "Load timm's ImageNet weights for `timm_name` into `model`, with a clear error where they cannot be downloaded"
+# %% ../nbs/02_models.ipynb #301ffdca
+def _hub_endpoint(): return os.environ.get('HF_ENDPOINT') or 'https://huggingface.co'
+
+def pretrained_file(arch:str)->Path:
+    "The file of timm's ImageNet weights for `arch`: from the Hugging Face cache, else downloaded"
+    info = arch_info(arch)
+    if info.timm_name is None:
+        raise ValueError(f"'{arch}' has no ImageNet weights in timm: use pretrained=False, or pass the path of a "
+                         f"state dict of this architecture as `pretrained`")
     import timm
-    try: src = timm.create_model(timm_name, pretrained=True)
-    except Exception as e:
-        raise RuntimeError(f"Could not download timm's ImageNet weights for '{timm_name}' ({type(e).__name__}: {e}). "
-            f"Without internet, save `timm.create_model('{timm_name}', pretrained=True).state_dict()` on a machine "
-            f"that has it, then build with pretrained=False and call `load_timm_weights(model, path)`.") from e
-    return load_timm_weights(model, src)
+    from huggingface_hub import hf_hub_download
+    repo = timm.models.get_pretrained_cfg(info.timm_name).hf_hub_id
+    try: return Path(hf_hub_download(repo, 'model.safetensors', local_files_only=True))
+    except Exception: pass  # not in the cache
+    url = urlparse(_hub_endpoint())
+    try: socket.create_connection((url.hostname, url.port or (443 if url.scheme == 'https' else 80)), timeout=3).close()
+    except OSError as e:
+        raise RuntimeError(f"Cannot reach {_hub_endpoint()} to download timm's weights for '{arch}' ({e}). Download "
+                           f"'model.safetensors' of {repo} where there is internet and pass its path: "
+                           f"create_model('{arch}', pretrained='/path/to/model.safetensors')") from None
+    return Path(hf_hub_download(repo, 'model.safetensors'))
+
+# %% ../nbs/02_models.ipynb #595de0b9
+def create_model(arch:str, # a name from `list_archs()`
+                 n_out:int=1000, # number of classes
+                 n_in:int=3, # input channels
+                 act_cls:type|None=None, # replace every activation with this class; None keeps the published ones
+                 pretrained:bool|str|Path=False, # True: timm's ImageNet weights; or the path of a file of them
+                 **kwargs, # to the architecture's builder (see `builder_args`)
+                )->nn.Module:
+    "Build any registered architecture, with its weights and activations"
+    info = arch_info(arch)
+    bad = [k for k in kwargs if k not in builder_args(arch)]
+    if bad: raise TypeError(f"{arch}'s builder takes no argument {', '.join(map(repr, bad))}; it takes: "
+                            f"{', '.join(builder_args(arch)) or 'nothing besides n_out and n_in'}")
+    m = info.fn(n_out=n_out, n_in=n_in, **kwargs)
+    if pretrained is True: pretrained = pretrained_file(arch)
+    if pretrained not in (False, None): load_timm_weights(m, pretrained, timm_name=info.timm_name)
+    return swap_act(m, act_cls)
 
 # %% ../nbs/02_models.ipynb #3e5a09a9
-def _mbconv_arch(blocks, timm_name, n_out, act_cls, pretrained, **kwargs):
-    m = mbconv_net(blocks, n_out=n_out, act_cls=act_cls, **kwargs)
-    return _timm_pretrained(m, timm_name) if pretrained else m
-
 @register_arch('mixnet', 'Mixed depthwise kernels (3x3 to 11x11) in one layer, ReLU early, Swish+SE late',
                timm_name='mixnet_s', top1=75.8, params=4.1, madds=256, res=224)
-def mixnet_s(n_out:int=1000, act_cls=None, pretrained:bool=False, **kwargs):
+def mixnet_s(n_out:int=1000, n_in:int=3, p:float=0.2)->nn.Sequential:
     "MixNet-S (Tan & Le 2019)"
-    return _mbconv_arch(mixnet_s_blocks, 'mixnet_s', n_out, act_cls, pretrained, stem=16, head=1536, **kwargs)
+    return mbconv_net(mixnet_s_blocks, stem=16, head=1536, n_out=n_out, n_in=n_in, p=p)
 
-@register_arch('mixnet', 'MixNet-S widened and with more mixed layers', timm_name='mixnet_m',
+@register_arch('mixnet', 'MixNet-S widened and with more mixed layers', timm_name='mixnet_m', default=True,
                top1=77.0, params=5.0, madds=360, res=224)
-def mixnet_m(n_out:int=1000, act_cls=None, pretrained:bool=False, **kwargs):
+def mixnet_m(n_out:int=1000, n_in:int=3, p:float=0.2)->nn.Sequential:
     "MixNet-M (Tan & Le 2019)"
-    return _mbconv_arch(mixnet_m_blocks, 'mixnet_m', n_out, act_cls, pretrained, stem=24, head=1536, **kwargs)
+    return mbconv_net(mixnet_m_blocks, stem=24, head=1536, n_out=n_out, n_in=n_in, p=p)
 
 @register_arch('mixnet', 'MixNet-M with width multiplier 1.3', timm_name='mixnet_l',
                top1=78.9, params=7.3, madds=565, res=224)
-def mixnet_l(n_out:int=1000, act_cls=None, pretrained:bool=False, **kwargs):
+def mixnet_l(n_out:int=1000, n_in:int=3, p:float=0.2)->nn.Sequential:
     "MixNet-L (Tan & Le 2019): MixNet-M, 1.3x wider"
-    return _mbconv_arch(mixnet_m_blocks, 'mixnet_l', n_out, act_cls, pretrained, stem=24, head=1536,
-                        width=1.3, **kwargs)
+    return mbconv_net(mixnet_m_blocks, stem=24, head=1536, width=1.3, n_out=n_out, n_in=n_in, p=p)
 
 # %% ../nbs/02_models.ipynb #ad1d8ffd
 def count_params(model:nn.Module)->int:

@@ -19,10 +19,11 @@ from fastai.optimizer import Optimizer, Lookahead, QHAdam, ranger
 from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler, combined_cos
+import fastmix.patches  # fit_flat_cos honours start_epoch
 
 # %% auto #0
 __all__ = ['original_ranger_kwargs', 'bench_optimizers', 'qhadam_lists', 'radam_lists', 'centralize_grads', 'ForeachOptimizer',
-           'ForeachLookahead', 'RangerQH', 'rangerqh', 'Ranger', 'SeedEachEpoch', 'bench_step']
+           'ForeachLookahead', 'RangerQH', 'rangerqh', 'Ranger']
 
 # %% ../nbs/04_optimizer.ipynb #160b96ac
 class _ListOps:
@@ -193,11 +194,11 @@ class Ranger(ForeachLookahead):
         wd:float=0.01, # weight decay (the original: 0)
         beta:float=0., # softplus of the denominator (SAdam), as fastai's `RAdam`
         raw_eps:bool=False, # add eps to √v before debiasing, as the original Ranger code
+        foreach:bool=True, # multi-tensor step; `False`: the same ops tensor by tensor
         decouple_wd:bool=True, # true weight decay, else L2
         gc:bool=False, # gradient centralization (on in Ranger 2020)
         k:int=6, # Lookahead: synchronise every `k` steps
         alpha:float=0.5, # Lookahead: the slow weights move this fraction towards the fast ones
-        foreach:bool=True, # multi-tensor step; `False`: the same ops tensor by tensor
     ):
         _check_hypers(lr, mom, sqr_mom, eps, wd, k, alpha)
         opt = ForeachOptimizer(params, radam_lists, decouple_wd=decouple_wd, gc=gc, foreach=foreach,
@@ -206,27 +207,6 @@ class Ranger(ForeachLookahead):
 
 # lessw2020's Ranger (ranger/ranger.py): betas=(.95, 0.999), eps=1e-5 on the raw √v, weight_decay=0
 original_ranger_kwargs = dict(mom=0.95, sqr_mom=0.999, eps=1e-5, wd=0., raw_eps=True)
-
-# %% ../nbs/04_optimizer.ipynb #6b044968
-_fastai_fit_flat_cos = Learner.fit_flat_cos  # kept to show what the patch fixes
-
-@patch
-def fit_flat_cos(self:Learner, n_epoch, lr=None, div_final=1e5, pct_start=0.75, wd=None,
-                 cbs=None, reset_opt=False, start_epoch=0):
-    "Fit `self.model` for `n_epoch` at flat `lr` before a cosine annealing, from `start_epoch`"
-    if self.opt is None: self.create_opt()
-    self.opt.set_hyper('lr', self.lr if lr is None else lr)
-    lr = np.array([h['lr'] for h in self.opt.hypers])
-    scheds = {'lr': combined_cos(pct_start, lr, lr, lr/div_final)}
-    self.fit(n_epoch, cbs=ParamScheduler(scheds)+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
-
-class SeedEachEpoch(Callback):
-    "Seed the training shuffle and the global RNGs from `seed` and the epoch, so a resumed run repeats an unbroken one"
-    def __init__(self, seed:int=42): self.seed = seed
-    def before_epoch(self):
-        s = random.Random(f'{self.seed}/{self.epoch}').getrandbits(63)
-        self.dls.train.rng = random.Random(s)
-        random.seed(s); np.random.seed(s % 2**32); torch.manual_seed(s)
 
 # %% ../nbs/04_optimizer.ipynb #9876feab
 def _qh_fastai(ps): return Lookahead(QHAdam(ps, lr=1e-3, mom=0.9, sqr_mom=0.999, nu_1=0.7, nu_2=1.0, eps=1e-8))
@@ -238,41 +218,3 @@ bench_optimizers = {  # name: (optimizer for a list of parameters, the name it i
     "fastai ranger": (partial(ranger, lr=1e-3), None),
     "Ranger, foreach=False": (partial(Ranger, foreach=False), "fastai ranger"),
     "Ranger": (Ranger, "fastai ranger")}
-
-def bench_step(model:nn.Module|None=None, # the parameters to optimize; default: `mixnet_m()`
-               opts:dict|None=None, # {name: (opt_func of params, baseline name or None)}; default: `bench_optimizers`
-               n_rep:int=7, # rounds; each times every optimizer once
-               n_steps:int=6, # steps per timing
-               fname:str|None=None, # also write the table there, as markdown
-              )->pd.DataFrame:
-    "Median time of an optimizer step on `model`'s parameters, and its ratio to the baseline's measured in the same rounds"
-    if model is None:
-        from fastmix.models import mixnet_m  # here, not at the top: the models need nothing of this module
-        model = mixnet_m()
-    opts = bench_optimizers if opts is None else opts
-    torch.manual_seed(0)
-    grads = [torch.randn_like(p)*1e-2 for p in model.parameters()]
-    built = {}
-    for n,(f,_) in opts.items():
-        ps = [p.detach().clone().requires_grad_() for p in model.parameters()]
-        for p,g in zip(ps, grads): p.grad = g.clone()
-        built[n] = f(ps)
-        for _ in range(2*n_steps): built[n].step()
-    ts = {n:[] for n in opts}
-    for _ in range(n_rep):
-        for n,o in built.items():
-            t = time.perf_counter()
-            for _ in range(n_steps): o.step()
-            ts[n].append((time.perf_counter() - t)/n_steps)
-    rows = []
-    for n,(_,base) in opts.items():
-        ratio = np.median(np.array(ts[n])/np.array(ts[base])) if base else 1.
-        rows.append(dict(optimizer=n, ms_per_step=round(1e3*np.median(ts[n]), 2), vs_baseline=round(float(ratio), 3),
-                         baseline=base or '-'))
-    df = pd.DataFrame(rows)
-    if fname:
-        lines = ['| ' + ' | '.join(df.columns) + ' |', '|' + '---|'*len(df.columns)]
-        lines += ['| ' + ' | '.join(str(v) for v in r) + ' |' for r in df.itertuples(index=False)]
-        info = f'{sum(p.numel() for p in model.parameters())/1e6:.2f} M values in {len(grads)} tensors, torch {torch.__version__}, {torch.get_num_threads()} threads'
-        Path(fname).write_text(f'Optimizer step on {type(model).__name__} parameters ({info})\n\n' + '\n'.join(lines) + '\n')
-    return df

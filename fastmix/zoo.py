@@ -4,18 +4,13 @@
 
 # %% ../nbs/03_zoo.ipynb #6c9d4c0b
 from __future__ import annotations
-import timm
 from torch import nn
-from fastai.vision.models.xresnet import XResNet
-from fastai.layers import ResBlock
-from fastai.vision.learner import TimmBody
 from .models import *
-from .models import _mbconv_arch, _timm_pretrained
-from .activations import swap_act
 
 # %% auto #0
-__all__ = ['efficientnet_b0_blocks', 'scarlet_a_blocks', 'scarlet_b_blocks', 'scarlet_c_blocks', 'scarlet_a', 'scarlet_b',
-           'scarlet_c', 'res2net50', 'mxresnet18', 'mxresnet34', 'mxresnet50', 'zoo_table']
+__all__ = ['efficientnet_b0_blocks', 'efficientnet_b0', 'efficientnet_b1', 'efficientnet_b2', 'efficientnet_b3',
+           'efficientnet_b4', 'efficientnet_b5', 'scarlet_a_blocks', 'scarlet_b_blocks', 'scarlet_c_blocks',
+           'scarlet_a', 'scarlet_b', 'scarlet_c', 'res2net50', 'mxresnet18', 'mxresnet34', 'mxresnet50', 'zoo_table']
 
 # %% ../nbs/03_zoo.ipynb #4b486b11
 # EfficientNet-B0, Tan & Le 2019, Table 1
@@ -30,30 +25,24 @@ efficientnet_b0_blocks = [
     Blocks('ir', 1, (3,), 1, 6,  320, .25, 'swish'),
 ]
 
-# (width, depth, resolution, dropout) per variant, and the paper's ImageNet top-1, params (M), FLOPs (M): Table 2
-_effnets = dict(
-    efficientnet_b0=((1.0, 1.0, 224, 0.2), dict(top1=77.1, params=5.3, madds=390)),
-    efficientnet_b1=((1.0, 1.1, 240, 0.2), dict(top1=79.1, params=7.8, madds=700)),
-    efficientnet_b2=((1.1, 1.2, 260, 0.3), dict(top1=80.1, params=9.2, madds=1000)),
-    efficientnet_b3=((1.2, 1.4, 300, 0.3), dict(top1=81.6, params=12, madds=1800)),
-    efficientnet_b4=((1.4, 1.8, 380, 0.4), dict(top1=82.9, params=19, madds=4200)),
-    efficientnet_b5=((1.6, 2.2, 456, 0.4), dict(top1=83.6, params=30, madds=9900)),
-)
-
-def _efficientnet(name, n_out=1000, act_cls=None, pretrained=False, **kwargs):
-    (w,d,res,p),_ = _effnets[name]
-    kwargs = dict(dict(stem=32, head=round_chs(1280, w), width=w, depth=d, stem_act='swish', p=p), **kwargs)
-    return _mbconv_arch(efficientnet_b0_blocks, name, n_out, act_cls, pretrained, **kwargs)
-
-def _register_effnet(name):
-    (w,d,res,p),paper = _effnets[name]
-    fn = lambda n_out=1000, act_cls=None, pretrained=False, **kwargs: _efficientnet(name, n_out, act_cls, pretrained, **kwargs)
+def _efficientnet(name, w, d, res, p, desc, **paper):
+    "Register EfficientNet `name`: B0's table `w` times wider and `d` times deeper (the paper's compound scaling), for `res` px"
+    def fn(n_out:int=1000, n_in:int=3, p:float=p)->nn.Sequential:
+        from timm.layers import make_divisible  # here: importing timm takes seconds, `fastmix-train --help` needs none of it
+        return mbconv_net(efficientnet_b0_blocks, stem=32, head=make_divisible(1280 * w), width=w, depth=d, stem_act='swish',
+                          n_out=n_out, n_in=n_in, p=p)
     fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = f"EfficientNet-{name[-2:].upper()} (Tan & Le 2019): B0 with width x{w}, depth x{d}, for {res}px"
-    desc = 'One kernel size per layer, Swish+SE everywhere' if name.endswith('b0') else f'B0 x{w} wide, x{d} deep, {res}px'
+    fn.__doc__ = f"EfficientNet-{name[-2:].upper()} (Tan & Le 2019): B0 x{w} wide, x{d} deep, for {res}px"
     return register_arch('efficientnet', desc, timm_name=name, res=res, **paper)(fn)
 
-for _n in _effnets: globals()[_n] = _register_effnet(_n)
+# width, depth, resolution and dropout of each variant; its ImageNet top-1, params (M) and FLOPs (M): the paper's Table 2
+efficientnet_b0 = _efficientnet('efficientnet_b0', 1.0, 1.0, 224, 0.2, 'One kernel size per layer, Swish+SE everywhere',
+                                default=True, top1=77.1, params=5.3, madds=390)
+efficientnet_b1 = _efficientnet('efficientnet_b1', 1.0, 1.1, 240, 0.2, 'B0 1.1x deeper', top1=79.1, params=7.8, madds=700)
+efficientnet_b2 = _efficientnet('efficientnet_b2', 1.1, 1.2, 260, 0.3, 'B0 1.1x wider, 1.2x deeper', top1=80.1, params=9.2, madds=1000)
+efficientnet_b3 = _efficientnet('efficientnet_b3', 1.2, 1.4, 300, 0.3, 'B0 1.2x wider, 1.4x deeper', top1=81.6, params=12, madds=1800)
+efficientnet_b4 = _efficientnet('efficientnet_b4', 1.4, 1.8, 380, 0.4, 'B0 1.4x wider, 1.8x deeper', top1=82.9, params=19, madds=4200)
+efficientnet_b5 = _efficientnet('efficientnet_b5', 1.6, 2.2, 456, 0.4, 'B0 1.6x wider, 2.2x deeper', top1=83.6, params=30, madds=9900)
 
 # %% ../nbs/03_zoo.ipynb #53b49862
 _sc = dict(act='hswish')
@@ -105,61 +94,59 @@ scarlet_c_blocks = [
     Blocks('ir', 1, (5,), 1, 6, 320, .25, **_sc),
 ]
 
-def _scarlet(blocks, n_out, act_cls, pretrained, **kwargs):
-    if pretrained: raise ValueError("SCARLET's ImageNet weights are not on a public hub (the authors share them on "
-                                    "request); build with pretrained=False, or load them with `load_timm_weights`.")
-    kwargs = dict(dict(stem=32, head=1280, stem_act='relu6', se_act='relu', se_gate=nn.Hardsigmoid, se_of_mid=True), **kwargs)
-    return mbconv_net(blocks, n_out=n_out, act_cls=act_cls, **kwargs)
+def _scarlet(blocks, n_out, n_in, p):
+    return mbconv_net(blocks, stem=32, head=1280, stem_act='relu6', se_act='relu', se_gate=nn.Hardsigmoid, se_of_mid=True,
+                      n_out=n_out, n_in=n_in, p=p)
 
-@register_arch('scarlet', 'NAS with skippable blocks: kernels 3/5/7, h-swish, SE where searched',
+@register_arch('scarlet', 'NAS with skippable blocks: kernels 3/5/7, h-swish, SE where searched', default=True,
                top1=76.9, params=6.7, madds=365, res=224)
-def scarlet_a(n_out:int=1000, act_cls=None, pretrained:bool=False, **kwargs):
+def scarlet_a(n_out:int=1000, n_in:int=3, p:float=0.2)->nn.Sequential:
     "SCARLET-A (Chu et al. 2019)"
-    return _scarlet(scarlet_a_blocks, n_out, act_cls, pretrained, **kwargs)
+    return _scarlet(scarlet_a_blocks, n_out, n_in, p)
 
 @register_arch('scarlet', 'SCARLET, shallower: 2 blocks skipped', top1=76.3, params=6.5, madds=329, res=224)
-def scarlet_b(n_out:int=1000, act_cls=None, pretrained:bool=False, **kwargs):
+def scarlet_b(n_out:int=1000, n_in:int=3, p:float=0.2)->nn.Sequential:
     "SCARLET-B (Chu et al. 2019)"
-    return _scarlet(scarlet_b_blocks, n_out, act_cls, pretrained, **kwargs)
+    return _scarlet(scarlet_b_blocks, n_out, n_in, p)
 
 @register_arch('scarlet', 'SCARLET, smallest: 3 blocks skipped', top1=75.6, params=6.0, madds=280, res=224)
-def scarlet_c(n_out:int=1000, act_cls=None, pretrained:bool=False, **kwargs):
+def scarlet_c(n_out:int=1000, n_in:int=3, p:float=0.2)->nn.Sequential:
     "SCARLET-C (Chu et al. 2019)"
-    return _scarlet(scarlet_c_blocks, n_out, act_cls, pretrained, **kwargs)
+    return _scarlet(scarlet_c_blocks, n_out, n_in, p)
 
 # %% ../nbs/03_zoo.ipynb #08fc4f65
 def _head(nf, n_out, p=0.): return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(p), nn.Linear(nf, n_out))
 
 @register_arch('res2net', 'ResNet-50 whose 3x3 convs are hierarchical groups (26w x 4s): multi-scale in one block',
-               timm_name='res2net50_26w_4s', top1=78.0, params=25.7, madds=4200, res=224)
-def res2net50(n_out:int=1000, act_cls=None, pretrained:bool=False, p:float=0., **kwargs):
+               timm_name='res2net50_26w_4s', default=True, top1=78.0, params=25.7, madds=4200, res=224)
+def res2net50(n_out:int=1000, n_in:int=3, p:float=0.)->nn.Sequential:
     "Res2Net-50 26w x 4s (Gao et al. 2019), timm's definition"
-    body = timm.create_model('res2net50_26w_4s', num_classes=0, global_pool='', **kwargs)
-    m = nn.Sequential(TimmBody(body), _head(body.num_features, n_out, p))
-    if pretrained: _timm_pretrained(m, 'res2net50_26w_4s')
-    return swap_act(m, act_cls) if act_cls else m
+    import timm
+    from fastai.vision.learner import TimmBody
+    body = timm.create_model('res2net50_26w_4s', num_classes=0, global_pool='', in_chans=n_in)
+    return nn.Sequential(TimmBody(body), _head(body.num_features, n_out, p))
 
-def _mxresnet(expansion, layers, n_out, act_cls, pretrained, p=0., **kwargs):
-    if pretrained: raise ValueError("MXResNet has no published ImageNet weights: build with pretrained=False")
-    m = XResNet(ResBlock, expansion, layers, n_out=n_out, p=p, stem_szs=(32, 64, 64), sa=True,
-                act_cls=act_cls or nn.Mish, **kwargs)
+def _mxresnet(expansion, layers, n_out, n_in, p):
+    from fastai.vision.models.xresnet import XResNet
+    from fastai.layers import ResBlock
+    m = XResNet(ResBlock, expansion, layers, n_out=n_out, c_in=n_in, p=p, stem_szs=(32, 64, 64), sa=True, act_cls=nn.Mish)
     layers = list(m.children())  # body: stem, pool, stages; head: pool, flatten, dropout, linear
     return nn.Sequential(nn.Sequential(*layers[:-4]), nn.Sequential(*layers[-4:]))
 
 @register_arch('mxresnet', "fastai's XResNet with Mish, self-attention and a wider stem", params=11.7)
-def mxresnet18(n_out:int=1000, act_cls=None, pretrained:bool=False, **kwargs):
+def mxresnet18(n_out:int=1000, n_in:int=3, p:float=0.)->nn.Sequential:
     "MXResNet-18: XResNet-18 with Mish, simple self-attention and the 32-64-64 stem"
-    return _mxresnet(1, [2, 2, 2, 2], n_out, act_cls, pretrained, **kwargs)
+    return _mxresnet(1, [2, 2, 2, 2], n_out, n_in, p)
 
 @register_arch('mxresnet', 'MXResNet, 34 layers', params=21.8)
-def mxresnet34(n_out:int=1000, act_cls=None, pretrained:bool=False, **kwargs):
+def mxresnet34(n_out:int=1000, n_in:int=3, p:float=0.)->nn.Sequential:
     "MXResNet-34"
-    return _mxresnet(1, [3, 4, 6, 3], n_out, act_cls, pretrained, **kwargs)
+    return _mxresnet(1, [3, 4, 6, 3], n_out, n_in, p)
 
-@register_arch('mxresnet', 'MXResNet, 50 layers (bottlenecks)', params=25.6)
-def mxresnet50(n_out:int=1000, act_cls=None, pretrained:bool=False, **kwargs):
+@register_arch('mxresnet', 'MXResNet, 50 layers (bottlenecks)', default=True, params=25.6)
+def mxresnet50(n_out:int=1000, n_in:int=3, p:float=0.)->nn.Sequential:
     "MXResNet-50"
-    return _mxresnet(4, [3, 4, 6, 3], n_out, act_cls, pretrained, **kwargs)
+    return _mxresnet(4, [3, 4, 6, 3], n_out, n_in, p)
 
 # %% ../nbs/03_zoo.ipynb #a61d2fdd
 def zoo_table(archs=None, # names from `list_archs()`; default: all

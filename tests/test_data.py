@@ -145,25 +145,38 @@ def test_png_works(tmp_path):
     Image.fromarray(np.zeros((30,40,4), np.uint8)).save(tmp_path/'a.png')
     teq(DraftResizedCrop(16)(LazyImage.create(tmp_path/'a.png'), split_idx=1).shape, (3,16,16))
 
-@pytest.mark.parametrize('content', ['cut in the header', 'cut in the data', 'garbage'])
-def test_corrupt_file_warns_and_substitutes(tmp_path, content):
-    fn = smooth_jpeg(tmp_path/'s.jpg')
-    bad = tmp_path/'bad.JPEG'
+def corrupt(fn, content):
+    "Overwrite the image file `fn` with one kind of damage"
     b = fn.read_bytes()
-    bad.write_bytes({'cut in the header': b[:300], 'cut in the data': b[:len(b)//2], 'garbage': b'not an image at all'}[content])
-    with pytest.warns(UserWarning, match='bad.JPEG'):
-        x = DraftResizedCrop(24)(LazyImage.create(bad), split_idx=0)
-    teq(x.shape, (3,24,24))
-    teq(x[:, 5, 5].tolist(), list(fd._MEAN_RGB))
+    fn.write_bytes({'cut in the header': b[:300], 'cut in the data': b[:len(b)//2], 'garbage': b'not an image at all'}[content])
+    return fn
 
-def test_corrupt_file_mid_epoch(tmp_path):
-    path = make_folder(tmp_path)
-    bad = next((path/'train').rglob('*.JPEG'))
-    bad.write_bytes(bad.read_bytes()[:300])
-    dls = imagewoof_dls(size=24, bs=6, path=path, num_workers=0)
+@pytest.mark.parametrize('content', ['cut in the header', 'cut in the data', 'garbage'])
+def test_corrupt_file_raises_naming_it(tmp_path, content):
+    bad = corrupt(smooth_jpeg(tmp_path/'bad.JPEG'), content)
+    with pytest.raises(UnreadableImageError, match='bad.JPEG'): DraftResizedCrop(24)(LazyImage.create(bad), split_idx=0)
+    with pytest.raises(UnreadableImageError, match='bad.JPEG'): LazyImage.create(bad).decode()
+    teq(unreadable_images([bad, smooth_jpeg(tmp_path/'good.jpg')]), [bad])
+    with pytest.raises(FileNotFoundError, match='gone.jpg not found'): LazyImage.create(tmp_path/'gone.jpg').decode()
+
+def test_unreadable_in_threads_as_in_one(tmp_path):
+    good = smooth_jpeg(tmp_path/'good.jpg', 20, 16)
+    bad = corrupt(smooth_jpeg(tmp_path/'bad.jpg', 20, 16), 'cut in the data')
+    files = [good]*150 + [bad] + [good]*100 + [tmp_path/'gone.jpg'] + [good]*10  # 262 >= 256: checked in threads
+    teq(unreadable_images(files, n_workers=2), [bad, tmp_path/'gone.jpg'])
+    teq(unreadable_images(files, n_workers=0), [bad, tmp_path/'gone.jpg'])
+
+def test_corrupt_file_skipped_before_training(tmp_path):
+    path = make_folder(tmp_path)  # 6 training and 3 validation images
+    bad = corrupt(sorted((path/'train').rglob('*.JPEG'))[0], 'cut in the data')
     with pytest.warns(UserWarning, match=bad.name):
-        n = sum(len(x) for x,y in dls.train) + sum(len(x) for x,y in dls.valid)
-    teq(n, 9)
+        dls = imagewoof_dls(size=24, bs=5, path=path, num_workers=0, max_unreadable=0.2)
+    teq(dls.unreadable, [bad])
+    teq((len(dls.train_ds), len(dls.valid_ds)), (5, 3))
+    assert bad not in dls.train_ds.items
+    teq(sum(len(y) for x,y in dls.train) + sum(len(y) for x,y in dls.valid), 8)
+    with pytest.raises(ValueError, match=rf'1 of 9 images \(11.1%\) cannot be read.*{bad.name}'):
+        imagewoof_dls(size=24, bs=2, path=path, num_workers=0)  # 1 in 9 is more than the default 2%
 
 # --- loaders
 
@@ -218,18 +231,6 @@ def test_labeller_pickles_without_table(tmp_path):
     assert lab._table is not None and pickle.loads(pickle.dumps(lab))._table is None
     tfail(lambda: lab(tmp_path/'train/n02086240/b.JPEG'), contains='has no row in')
 
-def test_throughput(tiny_folder):
-    dls = imagewoof_dls(size=24, bs=2, path=tiny_folder, num_workers=0)
-    assert dls_throughput(dls.train, n_batches=3) > 0
-    tfail(lambda: dls_throughput(dls.train, n_batches=10), contains='n_batches + warmup')
-
-def test_compare_throughput_writes_table(tiny_folder, tmp_path):
-    dls = imagewoof_dls(size=24, bs=2, path=tiny_folder, num_workers=0)
-    df = compare_throughput({'a': dls.train, 'b': dls.valid}, n_batches=2, repeats=2, fname=tmp_path/'t.md')
-    teq(list(df.index), ['a', 'b']); teq(df.loc['a', 'ratio'], 1.0)
-    txt = (tmp_path/'t.md').read_text()
-    assert '| a |' in txt and 'load average' in txt
-
 # --- the real archive
 
 def test_real_sample(woof_sample):
@@ -251,3 +252,224 @@ def test_real_counts_and_csv():
     lab = WnidLabel(wnid_vocab(IMAGEWOOF_WNIDS), SHARED/'noisy_imagewoof.csv', 'noisy_labels_50')
     noisy = [lab.wnid(items[i]) != items[i].parent.name for i in train[::10]]
     assert 0.4 < np.mean(noisy) < 0.6  # half the training labels differ at noise_pct=50
+
+# --- any image folder
+
+def own_folder(path, splits={'': 5}, classes=('cat', 'dog', 'fox'), size=32):
+    "Class folders of our own names under each split of `path` (`''`: right in it), `n` JPEGs each, a colour per class"
+    rng = np.random.default_rng(0)
+    for split,n in splits.items():
+        for i,c in enumerate(classes):
+            (path/split/c).mkdir(parents=True, exist_ok=True)
+            for j in range(n):
+                a = rng.integers(0, 255, (size, size + 4*j, 3), dtype=np.uint8)
+                a[..., i % 3] = 255
+                Image.fromarray(a).save(path/split/c/f'{c}{j}.jpg')
+    return path
+
+def labels_of(ds, vocab): return [vocab[y] for y in ds.tls[1]]
+
+def test_flat_folder(tmp_path):
+    path = own_folder(tmp_path)
+    dls = folder_dls(path, size=24, bs=4, num_workers=0)
+    teq((dls.layout, dls.unreadable, list(dls.vocab)), ('flat', [], ['cat', 'dog', 'fox']))
+    teq((len(dls.train_ds), len(dls.valid_ds)), (12, 3))  # 0.2 of each class of 5
+    teq(sorted(labels_of(dls.valid_ds, dls.vocab)), ['cat', 'dog', 'fox'])
+    for ds in (dls.train_ds, dls.valid_ds): teq(labels_of(ds, dls.vocab), [f.parent.name for f in ds.items])
+    x,y = dls.one_batch()
+    teq(x.shape, (4,3,24,24)); assert set(y.tolist()) <= {0, 1, 2}
+    teq(sum(isinstance(t, Normalize) for t in dls.after_batch.fs), 1)
+    assert isinstance(dls.train.after_item.fs[0], DraftResizedCrop)
+
+@pytest.mark.parametrize('vname', ['valid', 'val'])
+def test_train_valid_folder(tmp_path, vname):
+    path = own_folder(tmp_path, {'train': 4, vname: 2}, classes=('ant', 'bee'))
+    dls = folder_dls(path, size=24, bs=4, num_workers=0)
+    teq((dls.layout, list(dls.vocab)), ('train_valid', ['ant', 'bee']))
+    teq((len(dls.train_ds), len(dls.valid_ds)), (8, 4))
+    teq({f.parent.parent.name for f in dls.valid_ds.items}, {vname})
+    teq(labels_of(dls.valid_ds, dls.vocab), [f.parent.name for f in dls.valid_ds.items])
+    x,y = dls.valid.one_batch()
+    teq(x.shape, (4,3,24,24)); teq(sorted(set(y.tolist())), [0, 1])
+
+def test_train_valid_folder_trains_one_epoch(tmp_path):
+    from fastmix.learner import fastmix_learner
+    path = own_folder(tmp_path, {'train': 4, 'valid': 2})
+    learn = fastmix_learner(folder_dls(path, size=32, bs=4, num_workers=0), arch='mixnet_s')
+    learn.fit(1, 1e-3)
+    teq(len(learn.recorder.values), 1)
+    teq(learn.dls.c, 3)
+
+def test_images_in_subfolders_of_a_class(tmp_path):
+    path = own_folder(tmp_path)
+    (path/'cat/2024').mkdir()
+    for f in list((path/'cat').glob('*.jpg'))[:2]: f.rename(path/'cat/2024'/f.name)
+    dls = folder_dls(path, size=24, bs=4, num_workers=0)
+    teq(list(dls.vocab), ['cat', 'dog', 'fox'])  # not '2024'
+    items = list(dls.train_ds.items) + list(dls.valid_ds.items)
+    teq(sum(f.parent.name == '2024' for f in items), 2)
+
+def test_archive_copy_is_imagewoof(tmp_path):
+    path = make_folder(tmp_path)
+    rows = [(f'{f.parent.parent.name}/{f.parent.name}/{f.name}', f.parent.name) for f in get_image_files(path)]
+    df = pd.DataFrame(rows, columns=['path', 'noisy_labels_0'])
+    df['noisy_labels_25'] = df.noisy_labels_0.map({'n02086240': 'n02087394', 'n02087394': 'n02088364', 'n02088364': 'n02086240'})
+    df.to_csv(path/'noisy_imagewoof.csv', index=False)
+    for noise in (0, 25):
+        ours = folder_dls(path, size=24, bs=2, num_workers=0, noise_pct=noise)
+        ref = imagewoof_dls(size=24, bs=2, path=path, num_workers=0, noise_pct=noise)
+        teq((ours.layout, list(ours.vocab)), ('archive', list(ref.vocab)))
+        for a,b in ((ours.train_ds, ref.train_ds), (ours.valid_ds, ref.valid_ds)):
+            teq(list(a.items), list(b.items)); teq(labels_of(a, ours.vocab), labels_of(b, ref.vocab))
+    teq(set(labels_of(ours.train_ds, ours.vocab)) <= WOOF_NAMES, True)
+    teq(imagenette_dls(size=24, bs=2, path=make_image_folder_nette(tmp_path/'nette'), num_workers=0).layout, 'archive')
+
+def make_image_folder_nette(path):
+    for split in ('train', 'val'):
+        for c in IMAGENETTE_WNIDS[:2]:
+            (path/split/c).mkdir(parents=True)
+            for j in range(3): smooth_jpeg(path/split/c/f'{c}_{j}.JPEG', 40, 36)
+    return path
+
+def test_archive_valid_pct_splits_train(tiny_folder):
+    dls = folder_dls(tiny_folder, size=24, bs=4, num_workers=0, valid_pct=0.25)
+    teq(dls.layout, 'archive')
+    teq(list(dls.vocab), list(wnid_vocab(IMAGEWOOF_WNIDS).values()))
+    teq((len(dls.train_ds), len(dls.valid_ds)), (9, 3))
+    teq({f.parent.parent.name for f in list(dls.train_ds.items) + list(dls.valid_ds.items)}, {'train'})
+    teq(labels_of(dls.valid_ds, dls.vocab), [wnid_name(f.parent.name) for f in dls.valid_ds.items])
+
+def test_valid_pct_never_reads_the_validation_folder(tmp_path, monkeypatch):
+    import os, PIL.Image
+    path = own_folder(tmp_path, {'train': 4, 'valid': 2})
+    (path/'valid/owl').mkdir()  # a class only in valid/ and files that cannot be read: both refused if valid/ were read
+    for i in range(5): (path/'valid/owl'/f'{i}.jpg').write_bytes(b'garbage')
+    tfail(lambda: folder_dls(path, size=24, bs=4, num_workers=0), contains='owl')
+    seen = []
+    def spy(f):
+        def inner(p='.', *args, **kwargs):
+            seen.append(Path(os.fsdecode(p)) if not hasattr(p, 'read') else Path(p.name))
+            return f(p, *args, **kwargs)
+        return inner
+    for mod,name in ((os, 'scandir'), (os, 'listdir'), (PIL.Image, 'open')): monkeypatch.setattr(mod, name, spy(getattr(mod, name)))
+    dls = folder_dls(path, size=24, bs=4, num_workers=0, valid_pct=0.25)
+    for dl in (dls.train, dls.valid):
+        for _ in dl: pass
+    monkeypatch.undo()
+    assert any(p.is_relative_to(path/'train') for p in seen) and any(p.suffix == '.jpg' for p in seen)  # the spies saw the reads
+    teq([p for p in seen if p.is_relative_to(path/'valid')], [])
+    teq((dls.layout, len(dls.train_ds), len(dls.valid_ds), dls.unreadable), ('train_valid', 9, 3, []))
+    teq({f.parent.parent.name for f in dls.valid_ds.items}, {'train'})
+
+def test_seeded_split_reproducible(tmp_path):
+    path = own_folder(tmp_path, {'': 10})
+    split = lambda seed: [f.name for f in folder_dls(path, size=24, bs=4, num_workers=0, seed=seed, valid_pct=0.3).valid_ds.items]
+    a = split(1)
+    teq(split(1), a)
+    assert split(2) != a
+    teq(sorted(f[:3] for f in a), ['cat']*3 + ['dog']*3 + ['fox']*3)  # 0.3 of each class
+    torch.manual_seed(0); r = torch.rand(1)
+    torch.manual_seed(0); split(3); teq(torch.rand(1), r)  # torch's global generator is left alone
+
+def test_seeded_split_per_class():
+    labels = ['a']*7 + ['b']*2 + ['c']
+    tr,va = seeded_split(labels, 0.3, seed=0)
+    teq(sorted(labels[i] for i in va), ['a', 'a', 'b'])  # round(2.1), round(0.6), and c keeps its only image
+    teq(sorted(tr + va), list(range(10)))
+
+def test_empty_class_folder_skipped_with_warning(tmp_path):
+    path = own_folder(tmp_path)
+    (path/'yak').mkdir()
+    with pytest.warns(UserWarning, match='yak'): dls = folder_dls(path, size=24, bs=4, num_workers=0)
+    teq(list(dls.vocab), ['cat', 'dog', 'fox'])
+
+def test_unreadable_counted_and_skipped(tmp_path):
+    path = own_folder(tmp_path, {'': 30})  # 90 images
+    bad = [corrupt(path/'dog/dog3.jpg', 'garbage')]
+    with pytest.warns(UserWarning, match='dog3.jpg'): dls = folder_dls(path, size=24, bs=4, num_workers=0)
+    teq(dls.unreadable, bad)
+    teq(len(dls.train_ds) + len(dls.valid_ds), 89)
+    assert bad[0] not in list(dls.train_ds.items) + list(dls.valid_ds.items)
+    bad += [corrupt(path/f'fox/fox{i}.jpg', 'cut in the data') for i in range(6)]  # 7 of 90: more than 2%
+    with pytest.raises(ValueError) as e: folder_dls(path, size=24, bs=4, num_workers=0)
+    msg = str(e.value)
+    assert msg.startswith('7 of 90 images (7.8%) cannot be read') and 'max_unreadable=0.02' in msg
+    teq(sum(f.name in msg for f in bad), 5)  # five of them named
+    teq(len(folder_dls(path, size=24, bs=4, num_workers=0, max_unreadable=0.1).unreadable), 7)
+
+def test_predict_refuses_missing_and_corrupt(tmp_path):
+    from fastmix.learner import fastmix_learner
+    path = own_folder(tmp_path/'imgs', {'': 3}, size=32)
+    learn = fastmix_learner(folder_dls(path, size=32, bs=2, num_workers=0, valid_pct=0.4), arch='mixnet_s')
+    learn.export(tmp_path/'m.pkl')
+    learn = load_learner(tmp_path/'m.pkl')
+    assert learn.predict(path/'cat/cat0.jpg')[0] in ('cat', 'dog', 'fox')
+    with pytest.raises(FileNotFoundError, match='nothere.jpg'): learn.predict(path/'nothere.jpg')
+    bad = corrupt(smooth_jpeg(tmp_path/'bad.jpg', 40, 40), 'cut in the data')
+    with pytest.raises(UnreadableImageError, match='bad.jpg'): learn.predict(bad)
+
+def _no_class_folders(p): smooth_jpeg(p/'a.jpg'); smooth_jpeg(p/'b.jpg')
+def _nothing(p): pass
+def _one_class(p): own_folder(p, classes=('cat',))
+def _no_images(p): (p/'cat').mkdir(); (p/'dog').mkdir(); (p/'dog/notes.txt').write_text('x')
+def _only_in_valid(p): own_folder(p, {'train': 3}, classes=('cat', 'dog')); own_folder(p, {'valid': 1}, classes=('cat', 'owl'))
+def _disjoint(p): own_folder(p, {'train': 3}, classes=('cat', 'dog')); own_folder(p, {'valid': 1}, classes=('owl', 'yak'))
+def _train_only(p): own_folder(p, {'train': 3})
+def _valid_only(p): own_folder(p, {'val': 3})
+def _both_valids(p): own_folder(p, {'train': 3, 'valid': 1, 'val': 1})
+def _empty_train_class(p): own_folder(p, {'train': 3, 'valid': 1}); [f.unlink() for f in (p/'train/fox').iterdir()]
+
+@pytest.mark.parametrize('make,err,says', [
+    (None, FileNotFoundError, 'nowhere not found'),
+    (_no_class_folders, ValueError, 'has no class folders (it holds 2 images directly)'),
+    (_nothing, ValueError, 'has no class folders: expected one folder of images per class'),
+    (_one_class, ValueError, "only one class with images, 'cat'"),
+    (_no_images, ValueError, 'has class folders (cat, dog) but no images in them'),
+    (_only_in_valid, ValueError, 'has classes with no training images in'),
+    (_disjoint, ValueError, 'none of the classes in'),
+    (_train_only, ValueError, 'has train/ but no valid/ or val/ beside it'),
+    (_valid_only, ValueError, 'has val/ but no train/ beside it'),
+    (_both_valids, ValueError, 'has both valid/ and val/'),
+    (_empty_train_class, ValueError, 'has classes with no training images in'),
+], ids=lambda o: o.__name__.strip('_') if callable(o) else None)
+def test_bad_folder(tmp_path, make, err, says):
+    path = tmp_path/'nowhere'
+    if make is not None: path.mkdir(); make(path)
+    with pytest.raises(err) as e:
+        with warnings.catch_warnings(): warnings.simplefilter('ignore'); folder_dls(path, bs=2, num_workers=0)
+    msg = str(e.value)
+    assert says in msg, msg
+    assert str(path) in msg, msg  # it says where
+    if make is _only_in_valid: assert "owl" in msg and "'cat'" not in msg and 'cat,' not in msg
+    if make is _disjoint: assert 'owl, yak' in msg and 'cat, dog' in msg
+    if make is _empty_train_class: assert 'fox' in msg
+
+def test_a_file_is_not_a_folder(tmp_path):
+    tfail(lambda: folder_dls(smooth_jpeg(tmp_path/'a.jpg')), contains='a.jpg is a file, not a folder')
+
+@pytest.mark.parametrize('kwargs,says', [
+    (dict(noise_pct=5), "noise_pct=5 needs an ImageWoof or Imagenette archive"),
+    (dict(valid_pct=1.5), 'valid_pct must be between 0 and 1'),
+    (dict(valid_pct=0.01), 'valid_pct=0.01 of the 15 images'),
+    (dict(bs=16), 'bs=16 is larger than the 15 images in'),  # found before any image is decoded
+    (dict(bs=13), 'bs=13 is larger than the 12 training images'),  # what the split leaves
+])
+def test_bad_arguments(tmp_path, kwargs, says):
+    path = own_folder(tmp_path)
+    tfail(lambda: folder_dls(path, **{'bs': 2, 'num_workers': 0, **kwargs}), contains=says)
+
+def test_archive_copy_with_a_class_only_in_val(tmp_path):
+    path = make_folder(tmp_path)
+    for f in (path/'train/n02088364').iterdir(): f.unlink()
+    tfail(lambda: folder_dls(path, bs=2, num_workers=0), contains='n02088364')
+    tfail(lambda: imagewoof_dls(path=path, bs=2, num_workers=0), contains='has classes with no training images in')
+
+def test_archive_copy_with_no_validation_images(tmp_path):
+    path = make_folder(tmp_path)
+    for f in (path/'val').rglob('*.JPEG'): f.unlink()
+    tfail(lambda: imagewoof_dls(path=path, bs=2, num_workers=0), contains=f'{path/"val"} has no readable images')
+
+@pytest.mark.parametrize('kwargs,says', [(dict(size=0), 'size must be at least 1 pixel, not 0'), (dict(bs=0), 'bs must be at least 1, not 0')])
+def test_size_and_bs_below_one(tiny_folder, kwargs, says):
+    tfail(lambda: folder_dls(tiny_folder, **kwargs), contains=says)
+    tfail(lambda: imagewoof_dls(path=tiny_folder, **kwargs), contains=says)

@@ -47,11 +47,6 @@ def test_load_wrong_arch_fails():
     tfail(lambda: load_timm_weights(mixnet_s(), timm.create_model('mixnet_m').state_dict()), contains='line up')
     tfail(lambda: load_timm_weights(mixnet_s(), 'no/such/file.pth'), contains='no/such/file.pth')
 
-def test_pretrained_offline_error(monkeypatch):
-    def no_net(*a, **k): raise OSError('network is unreachable')
-    monkeypatch.setattr(timm, 'create_model', no_net)
-    tfail(lambda: mixnet_s(pretrained=True), contains='load_timm_weights')
-
 @pytest.mark.parametrize('arch', MIXNETS)
 def test_act_cls_replaces_all(arch):
     m = create_model(arch, n_out=7, act_cls=nn.Mish)
@@ -66,7 +61,6 @@ def test_act_cls_replaces_all(arch):
 def test_paper_activations():
     "act_cls=None keeps the paper's ReLU early and Swish later (MixNet-S: 1 stem + ds + 2 blocks of ReLU)"
     m = mixnet_s()
-    teq(sum(isinstance(a, nn.SiLU) for a in m.modules()) > 0, True)
     teq(type(m[0][1][0].dw[2]), nn.ReLU)   # first stage (after the stem): ReLU
     teq(type(m[0][3][0].dw[2]), nn.SiLU)   # third stage (40 channels): Swish
 

@@ -10,7 +10,8 @@ from fastai.vision.all import (Lookahead, QHAdam, ranger, Learner, Callback, Can
                                ImageDataLoaders, Resize, Normalize, imagenet_stats, load_learner)
 from fastai.test_utils import synth_learner, synth_dbunch
 from fastmix.optimizer import *
-from fastmix.optimizer import _fastai_fit_flat_cos
+from fastmix.patches import _stock_fit_flat_cos
+from fastmix.callbacks import SeedEachEpoch
 from fastmix.learner import mixnet_learner
 
 # ---- references, written from the published update rules (lessw2020/Ranger-Deep-Learning-Optimizer) ----
@@ -215,7 +216,7 @@ def test_resume_after_epoch_2_equals_unbroken_run(tmp_path, opt_func):
     teq(resume_gap(tmp_path, opt_func), 0.)
 
 def test_resume_needs_the_patch_and_the_seeding(tmp_path):
-    assert resume_gap(tmp_path, fit=_fastai_fit_flat_cos) > 1e-3  # fastai's restarts the schedule
+    assert resume_gap(tmp_path, fit=_stock_fit_flat_cos) > 1e-3  # fastai's restarts the schedule
     assert resume_gap(tmp_path, seed_cb=False) > 1e-6  # other batches
 
 def test_fit_one_cycle_schedules_mom(tmp_path):

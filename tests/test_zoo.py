@@ -27,7 +27,6 @@ def test_n_out_forward_backward(built):
     y.logsumexp(1).sum().backward()
     grads = [p.grad for p in m.parameters()]
     assert all(g is not None for g in grads), f'{arch}: parameters without gradient'
-    assert m[1][-1].weight.grad.abs().sum() > 0
     m.zero_grad()
 
 def test_body_head_layout(built):
@@ -66,7 +65,7 @@ def test_export_load_predict(arch, tiny_dls, tiny_folder, tmp_path):
     assert label in tiny_dls.vocab and probs.shape == (3,)
 
 def test_pretrained_without_weights():
-    tfail(lambda: create_model('mxresnet18', pretrained=True), contains='no published ImageNet weights')
+    tfail(lambda: create_model('mxresnet18', pretrained=True), contains='no ImageNet weights in timm')
     tfail(lambda: create_model('scarlet_a', pretrained=True), contains='pretrained=False')
 
 def test_fresh_net_passes_signal(built):
