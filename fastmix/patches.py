@@ -22,8 +22,13 @@ def _has_bug(last:str)->bool:
     "Whether the installed fastai is one of the versions up to `last` known to have a bug"
     return Version(fastai.__version__) <= Version(last)
 
+def _stock(cls, name):
+    "fastai's own `cls.name`, also where fastmix's fix is already in place (this module run again in one process)"
+    f = getattr(cls, name)
+    return getattr(f, '_stock', f)
+
 # %% ../nbs/98_patches.ipynb #de7f6640
-_stock_fit_flat_cos = Learner.fit_flat_cos
+_stock_fit_flat_cos = _stock(Learner, 'fit_flat_cos')
 
 def _fit_flat_cos(self:Learner, n_epoch, lr=None, div_final=1e5, pct_start=0.75, wd=None,
                   cbs=None, reset_opt=False, start_epoch=0):
@@ -34,10 +39,11 @@ def _fit_flat_cos(self:Learner, n_epoch, lr=None, div_final=1e5, pct_start=0.75,
     scheds = {'lr': combined_cos(pct_start, lr, lr, lr/div_final)}
     self.fit(n_epoch, cbs=ParamScheduler(scheds)+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
 
+_fit_flat_cos._stock = _stock_fit_flat_cos
 if _has_bug('2.8.12'): Learner.fit_flat_cos = _fit_flat_cos
 
 # %% ../nbs/98_patches.ipynb #150cd4b2
-_stock_broadcast = DistributedDL._broadcast
+_stock_broadcast = _stock(DistributedDL, '_broadcast')
 
 def _broadcast(self, t, rank):
     "Broadcast `t` from rank `rank` to all ranks, on CUDA for NCCL and on the CPU for gloo"
@@ -46,4 +52,5 @@ def _broadcast(self, t, rank):
     torch.distributed.broadcast(t, rank)
     return t.cpu().tolist()
 
+_broadcast._stock = _stock_broadcast
 if _has_bug('2.8.12'): DistributedDL._broadcast = _broadcast

@@ -40,7 +40,7 @@ def test_act_cls_leaves_no_old_activation(arch):
     m = create_model(arch, n_out=3, act_cls=nn.Mish)
     teq(set(act_counts(m)), {'Mish'})
     gates = [g for n,g in m.named_modules() if n.endswith('gate')]
-    if arch_info(arch).family in ('mixnet', 'efficientnet', 'scarlet'): assert gates, 'SE gates expected'
+    teq(bool(gates), arch_info(arch).family in ('mixnet', 'efficientnet', 'scarlet'))  # SE gates exactly where SE is
     assert all(isinstance(g, (nn.Sigmoid, nn.Hardsigmoid)) for g in gates)  # gates kept
     m(torch.randn(2, 3, 32, 32)).sum().backward()
 
