@@ -60,7 +60,7 @@ def test_reuse_cpu_memory_idle_on_get_preds(libc):
 def test_reuse_cpu_memory_idle_on_predict(libc, tiny_folder):
     from fastmix.data import folder_dls
     from fastmix.learner import fastmix_learner
-    learn = fastmix_learner(folder_dls(tiny_folder, size=32, bs=4, num_workers=0), 'mixnet_s')
+    learn = fastmix_learner(folder_dls(tiny_folder, size=32, bs=4, num_workers=0), 'mixnet_s', reuse_cpu_memory=True)
     assert any(isinstance(c, ReuseCPUMemory) for c in learn.cbs)
     learn.predict(next((tiny_folder/'val').rglob('*.JPEG')))
     teq(libc.calls, [])
