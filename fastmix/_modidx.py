@@ -285,6 +285,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'fastmix.patches._has_bug': ('patches.html#_has_bug', 'fastmix/patches.py'),
                                  'fastmix.patches._stock': ('patches.html#_stock', 'fastmix/patches.py')},
             'fastmix.sweep': { 'fastmix.sweep._check': ('sweep.html#_check', 'fastmix/sweep.py'),
+                               'fastmix.sweep._run': ('sweep.html#_run', 'fastmix/sweep.py'),
                                'fastmix.sweep._train_fn': ('sweep.html#_train_fn', 'fastmix/sweep.py'),
                                'fastmix.sweep._values': ('sweep.html#_values', 'fastmix/sweep.py'),
                                'fastmix.sweep.main': ('sweep.html#main', 'fastmix/sweep.py'),

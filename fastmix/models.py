@@ -309,10 +309,10 @@ def create_model(arch:str, # a name from `list_archs()`
                  **kwargs, # to the architecture's builder (see `builder_args`)
                 )->nn.Module:
     "Build any registered architecture, with its weights and activations"
-    info = arch_info(arch)
-    bad = [k for k in kwargs if k not in builder_args(arch)]
+    info, takes = arch_info(arch), builder_args(arch)
+    bad = [k for k in kwargs if k not in takes]
     if bad: raise TypeError(f"{arch}'s builder takes no argument {', '.join(map(repr, bad))}; it takes: "
-                            f"{', '.join(builder_args(arch)) or 'nothing besides n_out and n_in'}")
+                            f"{', '.join(takes) or 'nothing besides n_out and n_in'}")
     m = info.fn(n_out=n_out, n_in=n_in, **kwargs)
     if pretrained is True: pretrained = pretrained_file(arch)
     if pretrained not in (False, None): load_timm_weights(m, pretrained, timm_name=info.timm_name)

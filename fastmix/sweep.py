@@ -45,7 +45,11 @@ def sweep(grid:list, # configurations: dicts of `fastmix-train` options, as `swe
           **common, # `fastmix-train` options every run shares (data, epochs, runs, out...)
          ):
     "Train each configuration of `grid` with `fastmix-train`: one CSV row per run, every configuration checked first"
-    common, train = _check(grid, tune, dict(common)), _train_fn()
+    _run(grid, _check(grid, tune, dict(common)))
+
+def _run(grid, common):
+    "Train each (checked) configuration with `fastmix-train`'s run loop"
+    train = _train_fn()
     for i,cfg in enumerate(grid):
         print(f"sweep {i+1}/{len(grid)}: " + ', '.join(f'{k}={v}' for k,v in cfg.items()), flush=True)
         train.main(**common, **cfg)
@@ -80,5 +84,5 @@ def main(arch:str=None, # architectures, comma-separated (`fastmix-train --help`
         types = {k: p.annotation for k,p in inspect.signature(train.main).parameters.items()}
         grid = sweep_grid(**{k: _values(k, args[k], types[k]) for k in _grid_opts if args[k] is not None}) or [{}]
         common = {k: args[k] for k in ('data', 'runs', 'seed', 'out', 'save_dir', 'workers', 'quiet') if args[k] is not None}
-        _check(grid, tune, common)
-    sweep(grid, tune, **common)
+        common = _check(grid, tune, common)
+    _run(grid, common)

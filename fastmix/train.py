@@ -143,7 +143,7 @@ def train_learner(dls, # the data
     return learn
 
 def _recipe(arch, lr=None, bs=None, label_smoothing=None)->tuple:
-    "`(lr, bs, label_smoothing)`: those given, and the family's recipe (`fastmix.learner.recipes`) for the others"
+    "`(lr, bs, label_smoothing)`: those passed, and the family's recipe (`fastmix.learner.recipes`) for the others"
     from fastmix.learner import recipe
     rc = recipe(arch)
     return (rc.lr if lr is None else lr, rc.bs if bs is None else bs, rc.label_smoothing if label_smoothing is None else label_smoothing)
