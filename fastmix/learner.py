@@ -28,6 +28,8 @@ class Recipe:
     wd_bn_bias:bool=False # weight decay on batchnorm and bias parameters too
     label_smoothing:float=0.1 # of the cross-entropy
     act:str|None=None # a name from `act_names`; None keeps the architecture's own
+    p:float|None=None # dropout before the classifier; None keeps the architecture's own
+    gc:bool=False # gradient centralization in fastmix's Ranger/RangerQH
 
 recipes = dict(mixnet=Recipe(), efficientnet=Recipe(), scarlet=Recipe(), res2net=Recipe(), mxresnet=Recipe(lr=8e-3))
 
@@ -74,6 +76,8 @@ def fastmix_learner(dls:DataLoaders, # the data
     if act_cls is None and rc.act: act_cls = act_names[rc.act]
     if n_out is None: n_out = get_c(dls)
     if n_out is None: raise ValueError("Could not infer the number of classes from `dls`: pass `n_out`")
+    if rc.p is not None and 'p' in builder_args(arch): mkw.setdefault('p', rc.p)
+    if rc.gc and 'gc' in inspect.signature(opt_func).parameters: opt_func = partial(opt_func, gc=True)
     model = create_model(arch, n_out=n_out, n_in=n_in, act_cls=act_cls, pretrained=pretrained, **mkw)
     if recompute: recompute_blocks(model)
     model.register_forward_pre_hook(plain_inputs)

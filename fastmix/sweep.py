@@ -55,7 +55,7 @@ def _run(grid, common):
         train.main(**common, **cfg)
 
 # %% ../nbs/09_sweep.ipynb #2bd06370
-_grid_opts = ('arch', 'size', 'epochs', 'bs', 'lr', 'opt', 'act', 'mixup', 'cutmix', 'label_smoothing')
+_grid_opts = ('arch', 'size', 'epochs', 'bs', 'lr', 'opt', 'act', 'mixup', 'cutmix', 'label_smoothing', 'dropout', 'min_scale')
 
 @call_parse
 def main(arch:str=None, # architectures, comma-separated (`fastmix-train --help` lists them); default: fastmix-train's
@@ -66,6 +66,8 @@ def main(arch:str=None, # architectures, comma-separated (`fastmix-train --help`
          size:str=None, # image sizes
          epochs:str=None, # epochs per run
          label_smoothing:str=None, # label smoothing values
+         dropout:str=None, # classifier dropouts, e.g. 0,0.2
+         min_scale:str=None, # smallest random crops (fractions of the image's area), e.g. 0.35,0.6
          mixup:str=None, # MixUp alphas
          cutmix:str=None, # CutMix alphas
          tune:store_true=False, # validate on a seeded 20% of the training images, not on the validation folder

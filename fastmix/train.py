@@ -34,7 +34,7 @@ def _act_cls(act): return None if act == 'default' else _pick(act_names, act, "a
 
 # %% ../nbs/08_train.ipynb #59f6f874
 config_cols = ['arch', 'impl', 'act', 'opt', 'size', 'epochs', 'lr', 'bs', 'data', 'noise_pct', 'valid_pct', 'mixup', 'cutmix',
-               'label_smoothing', 'fp16', 'bf16', 'channels_last', 'budget']
+               'label_smoothing', 'dropout', 'min_scale', 'fp16', 'bf16', 'channels_last', 'budget']
 result_cols = config_cols + ['run', 'seed', 'accuracy', 'top5', 'train_time', 'images_per_s', 'params', 'madds', 'peak_mem_mb',
                              'unreadable', 'model', 'fastmix_version']
 
@@ -91,11 +91,11 @@ def read_results(path)->list:
 
 # %% ../nbs/08_train.ipynb #6d1a923d
 def run_config(arch, impl, act, opt, size, epochs, lr, bs, data, noise_pct, valid_pct, mixup, cutmix, label_smoothing, fp16, bf16,
-               budget, seed)->dict:
+               budget, seed, dropout=None, min_scale=0.35)->dict:
     "What was set for a run: the `config_cols` and the seed"
     return dict(arch=arch, impl=impl, act=act, opt=opt, size=size, epochs=epochs, lr=lr, bs=bs, data=data, noise_pct=noise_pct,
-                valid_pct=valid_pct, mixup=mixup, cutmix=cutmix, label_smoothing=label_smoothing, fp16=fp16, bf16=bf16,
-                channels_last=impl == 'fastmix', budget=budget, seed=seed)
+                valid_pct=valid_pct, mixup=mixup, cutmix=cutmix, label_smoothing=label_smoothing, dropout=dropout,
+                min_scale=min_scale, fp16=fp16, bf16=bf16, channels_last=impl == 'fastmix', budget=budget, seed=seed)
 
 def _s(v): return '' if v is None else str(v)  # as `csv` writes it
 
@@ -142,11 +142,12 @@ def train_learner(dls, # the data
     swap_act(learn.model, act_cls)  # None keeps timm's activations
     return learn
 
-def _recipe(arch, lr=None, bs=None, label_smoothing=None)->tuple:
-    "`(lr, bs, label_smoothing)`: those passed, and the family's recipe (`fastmix.learner.recipes`) for the others"
+def _recipe(arch, lr=None, bs=None, label_smoothing=None, dropout=None)->tuple:
+    "`(lr, bs, label_smoothing, dropout)`: those passed, and the family's recipe (`fastmix.learner.recipes`) for the others"
     from fastmix.learner import recipe
     rc = recipe(arch)
-    return (rc.lr if lr is None else lr, rc.bs if bs is None else bs, rc.label_smoothing if label_smoothing is None else label_smoothing)
+    return (rc.lr if lr is None else lr, rc.bs if bs is None else bs, rc.label_smoothing if label_smoothing is None else label_smoothing,
+            rc.p if dropout is None else dropout)
 
 def _timm_name(arch, impl):
     if impl not in ('fastmix', 'timm'): raise ValueError(f"Unknown impl '{impl}': use 'fastmix' or 'timm'")
@@ -181,6 +182,7 @@ def train_run(dls, # the data
               mixup:float=0., # MixUp's alpha; 0 for none
               cutmix:float=0., # CutMix's alpha; 0 for none
               label_smoothing:float|None=None, # label smoothing, 0 for none; None: the recipe's
+              dropout:float|None=None, # dropout before the classifier; None: the recipe's (or the architecture's own)
               fp16:bool=False, # float16 mixed precision (CUDA only)
               bf16:bool=False, # bfloat16 mixed precision (CUDA only)
               budget:float|None=None, # minutes: train as many epochs as fit (see `TimeBudget`)
@@ -190,18 +192,18 @@ def train_run(dls, # the data
               bars:bool=True, # fastai's progress bars; False: one line per epoch (`EpochLine`)
               distributed:bool=False, # train with fastai's `distrib_ctx` (under `accelerate launch`/`torchrun`)
               cbs=None, # more callbacks for the fit
-              **info, # more values for the row: run, data, noise_pct, valid_pct, unreadable
+              **info, # more values for the row: run, data, noise_pct, valid_pct, min_scale, unreadable
              )->dict|None:
     "Train one run with `fit_flat_cos` and return its result row (None if it was stopped before its end)"
     from fastai.vision.all import L, set_seed, noop, ProgressCallback, rank_distrib
     from fastai.callback.mixup import MixUp, CutMix
     from fastmix.callbacks import SeedEachEpoch, TimeBudget, RunStats, RunCheckpoint, EpochLine, load_checkpoint, _peak_mem_mb
     arch = arch or default_arch()
-    lr, _, label_smoothing = _recipe(arch, lr, None, label_smoothing)
+    lr, _, label_smoothing, dropout = _recipe(arch, lr, None, label_smoothing, dropout)
     if mixup and cutmix: raise ValueError("--mixup and --cutmix both mix the batches: pick one")
     _check_precision(fp16, bf16, dls.device)
     if seed is not None: set_seed(seed)
-    learn = train_learner(dls, arch, impl, act, opt, label_smoothing)
+    learn = train_learner(dls, arch, impl, act, opt, label_smoothing, **({} if dropout is None else dict(p=dropout)))
     if fp16: learn.to_fp16()
     if bf16: learn.to_bf16()
     ckpt = Path(run_dir)/'checkpoint.pth' if run_dir is not None else None
@@ -230,12 +232,12 @@ def train_run(dls, # the data
     if size is None: size = learn.dls.valid.one_batch()[0].shape[-1]
     last = hist[-1]
     return dict(arch=arch, impl=impl, act=act, opt=opt, size=size, epochs=len(hist), lr=lr, bs=dls.bs, mixup=mixup, cutmix=cutmix,
-                label_smoothing=label_smoothing, fp16=fp16, bf16=bf16, channels_last=hasattr(learn, 'channels_last'),
+                label_smoothing=label_smoothing, dropout=dropout, fp16=fp16, bf16=bf16, channels_last=hasattr(learn, 'channels_last'),
                 budget=budget, seed=seed, accuracy=last['accuracy'], top5=last['top5_accuracy'],
                 train_time=round(last['train_time'], 2), images_per_s=round(last['n_imgs'] / max(last['train_time'], 1e-9), 1),
                 params=count_params(learn.model), madds=count_madds(learn.model, size),
                 peak_mem_mb=round(max(h.get('peak_mem_mb', 0) for h in hist), 1), model=model_file and str(model_file),
-                fastmix_version=fastmix.__version__, **{'run': 0, 'data': '', 'noise_pct': 0, 'valid_pct': None, 'unreadable': 0, **info})
+                fastmix_version=fastmix.__version__, **{'run': 0, 'data': '', 'noise_pct': 0, 'valid_pct': None, 'min_scale': None, 'unreadable': 0, **info})
 
 # %% ../nbs/08_train.ipynb #211a5f1b
 def _setup_distributed():
@@ -246,7 +248,7 @@ def _setup_distributed():
 
 # %% ../nbs/08_train.ipynb #57b18312
 def _check_args(arch, size, epochs, bs, lr, opt, act, runs, mixup, cutmix, label_smoothing, fp16, bf16, data, valid_pct, nette,
-                res, budget, impl, workers):
+                res, budget, impl, workers, dropout=None, min_scale=0.35):
     "Every check that needs no data, with the sentence that says what to do"
     for k,v in dict(size=size, epochs=epochs, bs=bs, runs=runs).items():
         if v is not None and v < 1: raise ValueError(f"--{k} must be at least 1, not {v}")
@@ -257,6 +259,9 @@ def _check_args(arch, size, epochs, bs, lr, opt, act, runs, mixup, cutmix, label
         if v < 0: raise ValueError(f"--{k} is an alpha and must be positive (0: off), not {v}")
     if label_smoothing is not None and not 0 <= label_smoothing < 1: raise ValueError(f"--label-smoothing must be in [0, 1), not {label_smoothing}")
     if mixup and cutmix: raise ValueError("--mixup and --cutmix both mix the batches: pick one")
+    if dropout is not None and not 0 <= dropout < 1: raise ValueError(f"--dropout is a probability in [0, 1), not {dropout}")
+    if dropout is not None and impl != 'fastmix': raise ValueError("--dropout sets fastmix's classifier dropout: drop it with --impl timm")
+    if not 0 < min_scale <= 1: raise ValueError(f"--min-scale is a fraction of the image's area, in (0, 1], not {min_scale}")
     arch_info(arch); _timm_name(arch, impl); _act_cls(act); _pick(train_opts(), opt, 'optimizer')
     _check_precision(fp16, bf16, torch.device('cuda' if torch.cuda.is_available() else 'cpu'))
     if data is None:
@@ -268,11 +273,11 @@ def _check_args(arch, size, epochs, bs, lr, opt, act, runs, mixup, cutmix, label
     if not Path(data).expanduser().is_dir():
         raise FileNotFoundError(f"--data {data}: no such folder" if not Path(data).expanduser().exists() else f"--data {data} is a file, not a folder")
 
-def _load_dls(data, nette, size, bs, noise_pct, valid_pct, workers, res):
-    from fastmix.data import imagewoof_dls, imagenette_dls, folder_dls
-    if data is not None: return folder_dls(data, size=size, bs=bs, valid_pct=valid_pct, noise_pct=noise_pct, num_workers=workers)
-    f = imagenette_dls if nette else imagewoof_dls
-    return f(size=size, bs=bs, res=160 if res is None else res or None, noise_pct=noise_pct, num_workers=workers)
+def _load_dls(data, nette, size, bs, noise_pct, valid_pct, workers, res, min_scale=0.35):
+    from fastmix.data import imagewoof_dls, imagenette_dls, folder_dls, DraftResizedCrop
+    kw = dict(size=size, bs=bs, noise_pct=noise_pct, num_workers=workers, item_tfms=DraftResizedCrop(size, min_scale=min_scale))
+    if data is not None: return folder_dls(data, valid_pct=valid_pct, **kw)
+    return (imagenette_dls if nette else imagewoof_dls)(res=160 if res is None else res or None, **kw)
 
 def _data_name(data, nette, res, dls):
     if data is None: return f"{'imagenette' if nette else 'imagewoof'}-{res or 'full' if res is not None else 160}:download"
@@ -331,6 +336,8 @@ def main(arch:str=default_arch(), # architecture: a name from the list above (`f
          mixup:float=0., # MixUp alpha (0: off)
          cutmix:float=0., # CutMix alpha (0: off)
          label_smoothing:float=None, # label smoothing (0: off); default: the recipe's
+         dropout:float=None, # dropout before the classifier; default: the recipe's (or the architecture's own)
+         min_scale:float=0.35, # smallest random crop, as a fraction of the image's area (`RandomResizedCrop`'s min_scale)
          fp16:store_true=False, # float16 mixed precision (CUDA)
          bf16:store_true=False, # bfloat16 mixed precision (CUDA)
          data:str=None, # your image folder: train/ + valid/ (or val/) class folders, a folder of class folders, or an ImageWoof/Imagenette copy; default: download ImageWoof
@@ -353,13 +360,13 @@ def main(arch:str=default_arch(), # architecture: a name from the list above (`f
     main_proc = int(os.environ.get('RANK', 0)) == 0
     with _user_errors(debug):
         _check_args(arch, size, epochs, bs, lr, opt, act, runs, mixup, cutmix, label_smoothing, fp16, bf16, data, valid_pct, nette,
-                    res, budget, impl, workers)
-        lr, bs, label_smoothing = _recipe(arch, lr, bs, label_smoothing)
+                    res, budget, impl, workers, dropout, min_scale)
+        lr, bs, label_smoothing, dropout = _recipe(arch, lr, bs, label_smoothing, dropout)
         out = check_results_csv(out)
         save_dir = Path(save_dir) if save_dir else out.parent/f'{out.stem}_runs'
         if save_dir.exists() and not save_dir.is_dir(): raise NotADirectoryError(f"--save-dir {save_dir} is a file, not a folder")
         if distributed: _setup_distributed()
-        dls = _load_dls(data, nette, size, bs, noise_pct, valid_pct, workers, res)
+        dls = _load_dls(data, nette, size, bs, noise_pct, valid_pct, workers, res, min_scale)
         _check_data(dls, bs, int(os.environ.get('WORLD_SIZE', 1)))
     from fastmix.callbacks import StopOnSignal
     unreadable = len(getattr(dls, 'unreadable', []))
@@ -371,7 +378,7 @@ def main(arch:str=default_arch(), # architecture: a name from the list above (`f
         with StopOnSignal() as stop:
             for r in range(runs):
                 cfg = run_config(arch, impl, act, opt, size, epochs, lr, bs, dname, noise_pct, valid_pct, mixup, cutmix,
-                                 label_smoothing, fp16, bf16, budget, seed + r)
+                                 label_smoothing, fp16, bf16, budget, seed + r, dropout, min_scale)
                 if prev := next((row for row in done if same_run(row, cfg)), None):
                     accs.append(float(prev['accuracy']))
                     if main_proc: print(f"run {r} (seed {seed + r}): already in {out}, accuracy {accs[-1]:.4f}: skipped", flush=True)
@@ -379,9 +386,10 @@ def main(arch:str=default_arch(), # architecture: a name from the list above (`f
                 run_dir = save_dir/run_name(cfg)
                 try:
                     row = train_run(dls, arch, epochs, lr=lr, impl=impl, act=act, opt=opt, mixup=mixup, cutmix=cutmix,
-                                    label_smoothing=label_smoothing, fp16=fp16, bf16=bf16, budget=budget, seed=seed + r, size=size,
+                                    label_smoothing=label_smoothing, dropout=dropout, fp16=fp16, bf16=bf16, budget=budget, seed=seed + r,
+                                    size=size,
                                     run_dir=run_dir, bars=bars, distributed=distributed, cbs=stop, run=r, data=dname,
-                                    noise_pct=noise_pct, valid_pct=valid_pct, unreadable=unreadable)
+                                    noise_pct=noise_pct, valid_pct=valid_pct, min_scale=min_scale, unreadable=unreadable)
                 except Exception:
                     if stop.signum is None: raise
                     row = None  # a signal also reaches the data loader's workers: what fails then is the stop

@@ -99,3 +99,16 @@ def test_ranger_by_default_same_steps_as_fastai(tiny_folder):
     moved = max((sd[k] - start[k]).abs().max() for k in start if sd[k].is_floating_point())
     gap = max((sd[k] - sd2[k]).abs().max() for k in start if sd[k].is_floating_point())
     assert gap < 1e-3 and moved > 0.1, (gap, moved)  # rounding only: a different step (or batch order) gives > 0.05
+
+def test_recipe_dropout_and_gc_reach_model_and_optimizer(tiny_folder, monkeypatch):
+    import dataclasses, fastmix.learner as fl
+    dls = folder_dls(tiny_folder)
+    monkeypatch.setitem(fl.recipes, 'mixnet', dataclasses.replace(fl.recipes['mixnet'], p=0.37, gc=True))
+    learn = mixnet_learner(dls, 'mixnet_s')
+    learn.create_opt()
+    teq((learn.model[1][2].p, learn.opt.gc), (0.37, True))
+    learn = mixnet_learner(dls, 'mixnet_s', p=0.1)  # what is passed wins
+    teq(learn.model[1][2].p, 0.1)
+    monkeypatch.setitem(fl.recipes, 'mixnet', dataclasses.replace(fl.recipes['mixnet'], p=None, gc=False))
+    learn = mixnet_learner(dls, 'mixnet_s'); learn.create_opt()
+    teq((learn.model[1][2].p, learn.opt.gc), (0.2, False))  # None keeps MixNet-S's own dropout

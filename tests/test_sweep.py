@@ -32,6 +32,13 @@ def test_grid_of_2x2_lands_as_4_rows_on_the_tuning_split(folder, tmp_path):
     teq(set(df.valid_pct), {0.2})
     teq(r.stdout.count('sweep '), 4)
 
+def test_recipe_levers_are_grid_options(folder, tmp_path):
+    r = sweep_cli('--arch', 'mixnet_s', '--dropout', '0,0.3', '--min-scale', '0.5', '--epochs', '1', '--size', '32', '--bs', '2',
+                  '--workers', '0', '--tune', '--quiet', '--data', str(folder), '--out', str(tmp_path/'s.csv'), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    df = pd.read_csv(tmp_path/'s.csv')
+    teq(sorted(zip(df.dropout, df.min_scale)), [(0., 0.5), (0.3, 0.5)])
+
 def test_without_tune_the_validation_folder_is_read(folder, tmp_path):
     "The same folder without --tune is refused, because its validation classes are not training classes: so --tune never read it"
     r = sweep_cli('--arch', 'mixnet_s', '--epochs', '1', '--size', '32', '--bs', '2', '--workers', '0', '--data', str(folder),

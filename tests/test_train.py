@@ -232,12 +232,16 @@ def _bad(tmp_path, layouts):
         'bf16 on the CPU': (dict(data=d, bf16=True), 'needs a CUDA GPU'),
         'mixup and cutmix': (dict(data=d, mixup=.4, cutmix=1.), 'pick one'),
         'save-dir is a file': (dict(data=d, save_dir=str(tmp_path/'a_file')), 'is a file'),
+        'dropout 1': (dict(data=d, dropout=1.), '--dropout is a probability in [0, 1)'),
+        'dropout with timm': (dict(data=d, dropout=.1, impl='timm'), 'drop it with --impl timm'),
+        'min-scale 0': (dict(data=d, min_scale=0.), '--min-scale is a fraction'),
     }
 
 BAD = ['out is a folder', 'out below a file', 'out with a foreign header', 'bs above the training set', 'epochs 0', 'runs 0',
        'size 0', 'a class only in validation', 'class folders without images', 'too many unreadable images', 'unknown arch',
        'unknown act', 'unknown opt', 'missing data folder', 'data is a file', 'res with data', 'nette with data',
-       'valid-pct without data', 'fp16 on the CPU', 'bf16 on the CPU', 'mixup and cutmix', 'save-dir is a file']
+       'valid-pct without data', 'fp16 on the CPU', 'bf16 on the CPU', 'mixup and cutmix', 'save-dir is a file',
+       'dropout 1', 'dropout with timm', 'min-scale 0']
 
 @pytest.mark.parametrize('case', BAD)
 def test_bad_input_refused_before_training(case, layouts, tmp_path, capsys, monkeypatch):
@@ -274,6 +278,21 @@ def test_what_is_not_given_comes_from_the_recipe(layouts, tmp_path, monkeypatch)
     teq(a, 8e-3)  # the MXResNet recipe's, not the MixNets' 4e-3
     _main(arch='mixnet_s', lr=1e-3, label_smoothing=0., **kw)
     teq((seen[-1]['lr'], seen[-1]['label_smoothing']), (1e-3, 0.))
+
+def test_dropout_and_min_scale_reach_the_run(layouts, tmp_path, capsys):
+    "--dropout sets the classifier's dropout, --min-scale the training crop; both are in the row, so they tell runs apart"
+    from fastmix.data import DraftResizedCrop
+    kw = dict(data=str(layouts['flat']), epochs=1, out=str(tmp_path/'r.csv'), **TINY)
+    teq(_main(capsys, dropout=0.05, min_scale=0.9, **kw)[0], 0)
+    row = pd.read_csv(tmp_path/'r.csv').iloc[-1]
+    teq((row.dropout, row.min_scale), (0.05, 0.9))
+    learn = load_learner(tmp_path/row.model)
+    teq(learn.model[1][2].p, 0.05)
+    crops = [t for t in learn.dls.train.after_item.fs if isinstance(t, DraftResizedCrop)]
+    teq([t.min_scale for t in crops], [0.9])
+    code, out, _ = _main(capsys, dropout=0.1, min_scale=0.9, **kw)  # another dropout is another run, not a done one
+    assert code == 0 and 'skipped' not in out
+    teq(len(pd.read_csv(tmp_path/'r.csv')), 2)
 
 def test_debug_shows_the_traceback(layouts, tmp_path):
     with pytest.raises(ValueError, match='must be at least 1'):
