@@ -30,6 +30,7 @@ class Recipe:
     act:str|None=None # a name from `act_names`; None keeps the architecture's own
     p:float|None=None # dropout before the classifier; None keeps the architecture's own
     gc:bool=False # gradient centralization in fastmix's Ranger/RangerQH
+    bn_zero:bool=True # start the last batchnorm of each residual branch at zero (`create_model`); False: at one
 
 recipes = dict(mixnet=Recipe(), efficientnet=Recipe(), scarlet=Recipe(), res2net=Recipe(), mxresnet=Recipe(lr=8e-3))
 
@@ -47,13 +48,13 @@ def plain_inputs(module, args):
     return tuple(a.as_subclass(Tensor) if isinstance(a, TensorBase) else a for a in args)
 
 def _split_kwargs(fn, arch, kwargs):
-    "`kwargs` split into those of `Learner` and those of `arch`'s builder; any other is an error naming what is accepted"
+    "`kwargs` split into those of `Learner` and those of the model (`create_model`'s `bn_zero`, `arch`'s builder's); any other is an error naming what is accepted"
     bargs = builder_args(arch)
-    bad = [k for k in kwargs if k not in _learner_args and k not in bargs]
+    bad = [k for k in kwargs if k not in _learner_args and k not in bargs and k != 'bn_zero']
     if bad:
         own = [n for n in inspect.signature(fn).parameters if n not in ('dls', 'kwargs')]
         raise TypeError(f"{fn.__name__}() got an unexpected argument {', '.join(map(repr, bad))}. It takes: {', '.join(own)}; "
-                        f"Learner's {', '.join(sorted(_learner_args))}; and {arch}'s {', '.join(bargs) or '(none)'}")
+                        f"Learner's {', '.join(sorted(_learner_args))}; `create_model`'s bn_zero; and {arch}'s {', '.join(bargs) or '(none)'}")
     return {k:v for k,v in kwargs.items() if k in _learner_args}, {k:v for k,v in kwargs.items() if k not in _learner_args}
 
 def fastmix_learner(dls:DataLoaders, # the data
@@ -77,6 +78,7 @@ def fastmix_learner(dls:DataLoaders, # the data
     if n_out is None: n_out = get_c(dls)
     if n_out is None: raise ValueError("Could not infer the number of classes from `dls`: pass `n_out`")
     if rc.p is not None and 'p' in builder_args(arch): mkw.setdefault('p', rc.p)
+    mkw.setdefault('bn_zero', rc.bn_zero)
     if rc.gc and 'gc' in inspect.signature(opt_func).parameters: opt_func = partial(opt_func, gc=True)
     model = create_model(arch, n_out=n_out, n_in=n_in, act_cls=act_cls, pretrained=pretrained, **mkw)
     if recompute: recompute_blocks(model)

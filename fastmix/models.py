@@ -22,7 +22,7 @@ from .activations import act_names, swap_act
 # %% auto #0
 __all__ = ['mixnet_s_blocks', 'mixnet_m_blocks', 'ArchInfo', 'register_arch', 'list_archs', 'arch_info', 'default_arch',
            'builder_args', 'Blocks', 'MBConv', 'recompute_blocks', 'mbconv_net', 'load_timm_weights', 'pretrained_file',
-           'create_model', 'mixnet_s', 'mixnet_m', 'mixnet_l', 'count_params', 'count_madds']
+           'residual_bns', 'create_model', 'mixnet_s', 'mixnet_m', 'mixnet_l', 'count_params', 'count_madds']
 
 # %% ../nbs/02_models.ipynb #fee234b5
 @dataclass
@@ -301,11 +301,16 @@ def pretrained_file(arch:str)->Path:
     return Path(hf_hub_download(repo, 'model.safetensors'))
 
 # %% ../nbs/02_models.ipynb #595de0b9
+def residual_bns(model:nn.Module)->list:
+    "The batchnorms of `model` whose scale is zero: in a model just built by fastmix, the last one of each residual branch"
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and not m.weight.any()]
+
 def create_model(arch:str, # a name from `list_archs()`
                  n_out:int=1000, # number of classes
                  n_in:int=3, # input channels
                  act_cls:type|None=None, # replace every activation with this class; None keeps the published ones
                  pretrained:bool|str|Path=False, # True: timm's ImageNet weights; or the path of a file of them
+                 bn_zero:bool=True, # start the last batchnorm of each residual branch at zero; False: at one, as timm's models
                  **kwargs, # to the architecture's builder (see `builder_args`)
                 )->nn.Module:
     "Build any registered architecture, with its weights and activations"
@@ -314,6 +319,8 @@ def create_model(arch:str, # a name from `list_archs()`
     if bad: raise TypeError(f"{arch}'s builder takes no argument {', '.join(map(repr, bad))}; it takes: "
                             f"{', '.join(takes) or 'nothing besides n_out and n_in'}")
     m = info.fn(n_out=n_out, n_in=n_in, **kwargs)
+    if not bn_zero:
+        for bn in residual_bns(m): nn.init.ones_(bn.weight)
     if pretrained is True: pretrained = pretrained_file(arch)
     if pretrained not in (False, None): load_timm_weights(m, pretrained, timm_name=info.timm_name)
     return swap_act(m, act_cls)

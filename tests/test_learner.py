@@ -112,3 +112,13 @@ def test_recipe_dropout_and_gc_reach_model_and_optimizer(tiny_folder, monkeypatc
     monkeypatch.setitem(fl.recipes, 'mixnet', dataclasses.replace(fl.recipes['mixnet'], p=None, gc=False))
     learn = mixnet_learner(dls, 'mixnet_s'); learn.create_opt()
     teq((learn.model[1][2].p, learn.opt.gc), (0.2, False))  # None keeps MixNet-S's own dropout
+
+def test_recipe_bn_zero_reaches_model(tiny_folder, monkeypatch):
+    import dataclasses, fastmix.learner as fl
+    from fastmix.models import residual_bns
+    dls = folder_dls(tiny_folder)
+    zero = residual_bns(mixnet_learner(dls, 'mixnet_s').model)
+    assert zero and all(not b.weight.any() for b in zero)  # the shipped recipe: residual branches start at zero
+    monkeypatch.setitem(fl.recipes, 'mixnet', dataclasses.replace(fl.recipes['mixnet'], bn_zero=False))
+    teq(residual_bns(mixnet_learner(dls, 'mixnet_s').model), [])
+    teq(len(residual_bns(mixnet_learner(dls, 'mixnet_s', bn_zero=True).model)), len(zero))  # what is passed wins

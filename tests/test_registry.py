@@ -43,6 +43,18 @@ def test_unknown_builder_argument():
     tfail(lambda: create_model('mixnet_s', drop_rate=0.1), contains="takes no argument 'drop_rate'; it takes: p")
     teq(create_model('mxresnet18', p=0.3)[1][2].p, 0.3)
 
+@pytest.mark.parametrize('arch', ['mixnet_s', 'efficientnet_b0', 'scarlet_a', 'res2net50', 'mxresnet18'])
+def test_bn_zero_off_starts_residual_branches_at_one(arch):
+    from fastmix.models import residual_bns
+    m, m1 = create_model(arch, n_out=3), create_model(arch, n_out=3, bn_zero=False)
+    zero = [n for n,b in m.named_modules() if isinstance(b, nn.BatchNorm2d) and not b.weight.any()]
+    assert zero, arch
+    bns = dict(m1.named_modules())
+    for n in zero: teq(bool((bns[n].weight == 1).all()), True)
+    teq(residual_bns(m1), [])
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad(): assert (m.eval()(x) - m1.eval()(x)).abs().max() > 1e-4  # the branches now add to the output
+
 def _timm_from_file(arch, path, **kwargs):
     "timm's model loaded from the same file, the way timm loads a local weights file"
     return timm.create_model(arch_info(arch).timm_name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs).eval()
