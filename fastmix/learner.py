@@ -48,13 +48,13 @@ def plain_inputs(module, args):
     return tuple(a.as_subclass(Tensor) if isinstance(a, TensorBase) else a for a in args)
 
 def _split_kwargs(fn, arch, kwargs):
-    "`kwargs` split into those of `Learner` and those of the model (`create_model`'s `bn_zero`, `arch`'s builder's); any other is an error naming what is accepted"
+    "`kwargs` split into those of `Learner` and those of `arch`'s builder; any other is an error naming what is accepted"
     bargs = builder_args(arch)
-    bad = [k for k in kwargs if k not in _learner_args and k not in bargs and k != 'bn_zero']
+    bad = [k for k in kwargs if k not in _learner_args and k not in bargs]
     if bad:
         own = [n for n in inspect.signature(fn).parameters if n not in ('dls', 'kwargs')]
         raise TypeError(f"{fn.__name__}() got an unexpected argument {', '.join(map(repr, bad))}. It takes: {', '.join(own)}; "
-                        f"Learner's {', '.join(sorted(_learner_args))}; `create_model`'s bn_zero; and {arch}'s {', '.join(bargs) or '(none)'}")
+                        f"Learner's {', '.join(sorted(_learner_args))}; and {arch}'s {', '.join(bargs) or '(none)'}")
     return {k:v for k,v in kwargs.items() if k in _learner_args}, {k:v for k,v in kwargs.items() if k not in _learner_args}
 
 def fastmix_learner(dls:DataLoaders, # the data
@@ -65,6 +65,7 @@ def fastmix_learner(dls:DataLoaders, # the data
                     metrics=accuracy, # metrics
                     n_out:int|None=None, # number of outputs; default: the number of classes in `dls`
                     n_in:int=3, # input channels
+                    bn_zero:bool|None=None, # start the last batchnorm of each residual branch at zero (`create_model`); None: the recipe's
                     channels_last:bool=True, # train in channels-last memory format (fastai's `ChannelsLast`): faster, same numbers
                     reuse_cpu_memory:bool=False, # on the CPU, `ReuseCPUMemory` while fitting: 6-9% faster, same numbers (on in fastmix-train)
                     recompute:bool=False, # recompute cheap activations in backward (`recompute_blocks`): about half the memory
@@ -78,9 +79,9 @@ def fastmix_learner(dls:DataLoaders, # the data
     if n_out is None: n_out = get_c(dls)
     if n_out is None: raise ValueError("Could not infer the number of classes from `dls`: pass `n_out`")
     if rc.p is not None and 'p' in builder_args(arch): mkw.setdefault('p', rc.p)
-    mkw.setdefault('bn_zero', rc.bn_zero)
     if rc.gc and 'gc' in inspect.signature(opt_func).parameters: opt_func = partial(opt_func, gc=True)
-    model = create_model(arch, n_out=n_out, n_in=n_in, act_cls=act_cls, pretrained=pretrained, **mkw)
+    model = create_model(arch, n_out=n_out, n_in=n_in, act_cls=act_cls, pretrained=pretrained,
+                         bn_zero=rc.bn_zero if bn_zero is None else bn_zero, **mkw)
     if recompute: recompute_blocks(model)
     model.register_forward_pre_hook(plain_inputs)
     _add_norm(dls, dict(stats=imagenet_stats), pretrained is not False and pretrained is not None, n_in)
