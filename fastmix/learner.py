@@ -32,7 +32,7 @@ class Recipe:
     gc:bool=False # gradient centralization in fastmix's Ranger/RangerQH
     bn_zero:bool=True # start the last batchnorm of each residual branch at zero (`create_model`); False: at one
 
-recipes = dict(mixnet=Recipe(), efficientnet=Recipe(), scarlet=Recipe(), res2net=Recipe(), mxresnet=Recipe(lr=8e-3))
+recipes = dict(mixnet=Recipe(lr=8e-3, p=0.), efficientnet=Recipe(), scarlet=Recipe(), res2net=Recipe(), mxresnet=Recipe(lr=8e-3))
 
 def recipe(arch:str)->Recipe:
     "The recipe of `arch`'s family"

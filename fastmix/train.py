@@ -144,12 +144,13 @@ def train_learner(dls, # the data
     swap_act(learn.model, act_cls)  # None keeps timm's activations
     return learn
 
-def _recipe(arch, lr=None, bs=None, label_smoothing=None, dropout=None)->tuple:
+def _recipe(arch, lr=None, bs=None, label_smoothing=None, dropout=None, impl='fastmix')->tuple:
     "`(lr, bs, label_smoothing, dropout)`: those passed, and the family's recipe (`fastmix.learner.recipes`) for the others"
     from fastmix.learner import recipe
     rc = recipe(arch)
+    if dropout is None and impl == 'fastmix': dropout = rc.p  # fastmix's classifier's: with impl='timm' the head is fastai's
     return (rc.lr if lr is None else lr, rc.bs if bs is None else bs, rc.label_smoothing if label_smoothing is None else label_smoothing,
-            rc.p if dropout is None else dropout)
+            dropout)
 
 def _timm_name(arch, impl):
     if impl not in ('fastmix', 'timm'): raise ValueError(f"Unknown impl '{impl}': use 'fastmix' or 'timm'")
@@ -201,7 +202,7 @@ def train_run(dls, # the data
     from fastai.callback.mixup import MixUp, CutMix
     from fastmix.callbacks import SeedEachEpoch, TimeBudget, RunStats, RunCheckpoint, EpochLine, load_checkpoint, _peak_mem_mb
     arch = arch or default_arch()
-    lr, _, label_smoothing, dropout = _recipe(arch, lr, None, label_smoothing, dropout)
+    lr, _, label_smoothing, dropout = _recipe(arch, lr, None, label_smoothing, dropout, impl)
     if mixup and cutmix: raise ValueError("--mixup and --cutmix both mix the batches: pick one")
     _check_precision(fp16, bf16, dls.device)
     if seed is not None: set_seed(seed)
@@ -363,7 +364,7 @@ def main(arch:str=default_arch(), # architecture: a name from the list above (`f
     with _user_errors(debug):
         _check_args(arch, size, epochs, bs, lr, opt, act, runs, mixup, cutmix, label_smoothing, fp16, bf16, data, valid_pct, nette,
                     res, budget, impl, workers, dropout, min_scale)
-        lr, bs, label_smoothing, dropout = _recipe(arch, lr, bs, label_smoothing, dropout)
+        lr, bs, label_smoothing, dropout = _recipe(arch, lr, bs, label_smoothing, dropout, impl)
         out = check_results_csv(out)
         save_dir = Path(save_dir) if save_dir else out.parent/f'{out.stem}_runs'
         if save_dir.exists() and not save_dir.is_dir(): raise NotADirectoryError(f"--save-dir {save_dir} is a file, not a folder")

@@ -151,7 +151,8 @@ def test_options(tiny_dls):
     teq(type(learn.loss_func).__name__, 'LabelSmoothingCrossEntropyFlat')
     row = train_run(tiny_dls, 'mixnet_s', epochs=1, lr=1e-3, cutmix=1.0, seed=0, size=32, bars=False)
     teq((row['cutmix'], row['mixup'], row['channels_last']), (1.0, 0., True))
-    teq(train_run(tiny_dls, 'mixnet_s', epochs=1, impl='timm', seed=0, size=32, bars=False)['channels_last'], False)
+    row = train_run(tiny_dls, 'mixnet_s', epochs=1, impl='timm', seed=0, size=32, bars=False)
+    teq((row['channels_last'], row['dropout']), (False, None))  # the recipe's dropout is fastmix's classifier's, not fastai's head's
     tfail(lambda: train_run(tiny_dls, 'mixnet_s', epochs=1, fp16=True), contains='CUDA')
     tfail(lambda: train_run(tiny_dls, 'mixnet_s', epochs=1, bf16=True), contains='CUDA')
     tfail(lambda: train_run(tiny_dls, 'mixnet_s', epochs=1, mixup=.4, cutmix=1.), contains='pick one')
@@ -159,7 +160,7 @@ def test_options(tiny_dls):
     tfail(lambda: train_learner(tiny_dls, 'mixnet_s', opt='sgd'), contains='ranger, rangerqh, adam')
 
 def test_timm_impl(tiny_dls):
-    "impl='timm' is what a fastai user does today: timm's model through vision_learner"
+    "impl='timm' is what a fastai user builds: timm's model through vision_learner"
     learn = train_learner(tiny_dls, 'mixnet_s', impl='timm')
     assert isinstance(learn.model[0], TimmBody)
     teq(count_params(learn.model[0]), count_params(create_model('mixnet_s')[0]))
@@ -267,15 +268,16 @@ def test_bars_on_a_terminal_one_line_per_epoch_otherwise(tty, quiet, bars, layou
     teq(seen, [bars])
 
 def test_what_is_not_given_comes_from_the_recipe(layouts, tmp_path, monkeypatch):
-    from fastmix.learner import recipe
+    import dataclasses, fastmix.learner as fl
     seen = []
     def record(*a, **k): seen.append(k); raise SystemExit(0)
     monkeypatch.setattr(ft, 'train_run', record)
+    monkeypatch.setitem(fl.recipes, 'mxresnet', dataclasses.replace(fl.recipes['mxresnet'], lr=3e-3, label_smoothing=0.05))
     kw = dict(data=str(layouts['flat']), out=str(tmp_path/'r.csv'), size=32, bs=4, workers=0)
     _main(arch='mxresnet18', **kw)
-    rc = recipe('mxresnet18')
-    teq((a := seen[-1]['lr'], seen[-1]['label_smoothing']), (rc.lr, rc.label_smoothing))
-    teq(a, 8e-3)  # the MXResNet recipe's, not the MixNets' 4e-3
+    teq((seen[-1]['lr'], seen[-1]['label_smoothing']), (3e-3, 0.05))  # the family's recipe, read when the command runs
+    _main(arch='mixnet_s', **kw)
+    teq(seen[-1]['lr'], fl.recipes['mixnet'].lr)
     _main(arch='mixnet_s', lr=1e-3, label_smoothing=0., **kw)
     teq((seen[-1]['lr'], seen[-1]['label_smoothing']), (1e-3, 0.))
 
