@@ -76,7 +76,7 @@ def append_result(path, # the CSV, created with a header if missing
     path = check_results_csv(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = _csv_header(path)
-    if header and set(header) != set(result_cols):  # an older version's file: rewrite it once with today's columns
+    if header and set(header) != set(result_cols):  # an older version's file: rewrite it once with this version's columns
         from fastmix.callbacks import atomic_write
         with open(path, newline='') as f: rows = list(csv.DictReader(f))
         return atomic_write(path, _rows_text(result_cols, rows + [row]))
